@@ -1,0 +1,147 @@
+# trustgate build. `make` builds build/trustgate (release: -O2 -g).
+# Variants live in their own folders: build/ (release), build/asan/,
+# build/fuzz/. Objects carry -MMD -MP dependency files.
+
+VARIANT ?= release
+ifeq ($(VARIANT),release)
+BUILD ?= build
+else
+BUILD ?= build/$(VARIANT)
+endif
+
+CC ?= cc
+ifeq ($(VARIANT),fuzz)
+CC := clang
+endif
+
+PKGS := libuv libcrypto libssl inih liblmdb libcurl libxml-2.0 xmlsec1-openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+LLHTTP_SRC_DIR ?= /usr/share/llhttp
+LLHTTP_INC_DIR ?= /usr/share/include/llhttp
+VECTORS ?= $(abspath ../shared/vectors)
+
+WARN := -Wall -Wextra -Wpedantic -Wshadow -Wformat=2 -Wstrict-prototypes \
+        -Wmissing-prototypes -Wimplicit-fallthrough -Wundef
+ifeq ($(CI),true)
+WARN += -Werror
+endif
+HARDEN := -fstack-protector-strong -fPIE
+HARDEN_LD := -pie -Wl,-z,relro,-z,now
+
+ifeq ($(VARIANT),release)
+OPT := -O2 -g -D_FORTIFY_SOURCE=2
+else ifeq ($(VARIANT),asan)
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+SAN_LD := -fsanitize=address,undefined
+else ifeq ($(VARIANT),fuzz)
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+       -fno-sanitize-recover=all -DTG_FUZZING=1
+SAN_LD := -fsanitize=address,undefined
+else
+$(error unknown VARIANT $(VARIANT))
+endif
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+GIT_REV := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+
+CPPFLAGS += -I. -I$(LLHTTP_INC_DIR) -D_GNU_SOURCE \
+            -DTG_VERSION='"$(VERSION)"' -DTG_GIT_REV='"$(GIT_REV)"'
+CFLAGS += -std=c11 $(WARN) $(HARDEN) $(OPT) $(PKG_CFLAGS) -pthread
+LDFLAGS += $(HARDEN_LD) $(SAN_LD) -pthread
+LDLIBS += $(PKG_LIBS) -lm
+
+MODULES := common pki config trustlist cache responder
+LIB_SRCS := $(filter-out responder/main.c,$(foreach m,$(MODULES),$(wildcard $(m)/*.c)))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+MAIN_OBJ := $(BUILD)/obj/responder/main.o
+LLHTTP_LIB := $(BUILD)/llhttp/libllhttp.a
+LLHTTP_OBJS := $(addprefix $(BUILD)/llhttp/,llhttp.o api.o http.o)
+
+UNIT_SRCS := $(wildcard tests/unit/*/*.c)
+UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
+UNIT_BIN := $(BUILD)/tests/unit
+MALFORMED_BIN := $(BUILD)/tests/malformed
+FUZZ_SRCS := $(wildcard tests/fuzz/*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz-%)
+
+.PHONY: all deps test unit integration asan fuzz run format format-check clean
+.DEFAULT_GOAL := all
+
+all: $(BUILD)/trustgate
+
+$(BUILD)/trustgate: $(MAIN_OBJ) $(LIB_OBJS) $(LLHTTP_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# llhttp: Debian's node-llhttp ships the C sources; build them as a static
+# library with the project's optimisation but without its strict warnings.
+$(BUILD)/llhttp/%.o: $(LLHTTP_SRC_DIR)/%.c
+	@mkdir -p $(@D)
+	$(CC) -I$(LLHTTP_INC_DIR) $(filter-out -Werror,$(OPT)) $(HARDEN) -w -c -o $@ $<
+
+$(LLHTTP_LIB): $(LLHTTP_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(UNIT_BIN): $(UNIT_OBJS) $(LIB_OBJS) $(LLHTTP_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+$(MALFORMED_BIN): $(BUILD)/obj/tests/integration/malformed.o
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+deps:
+	@bash scripts/install-deps.sh
+
+# make test: install what is missing, build, run every test.
+test: deps
+	$(MAKE) all $(UNIT_BIN) $(MALFORMED_BIN)
+	$(MAKE) unit integration
+
+unit: $(UNIT_BIN)
+	TG_VECTORS=$(VECTORS) TG_BUILD=$(BUILD) $(UNIT_BIN) --jobs 2
+
+integration: $(BUILD)/trustgate $(MALFORMED_BIN)
+	TG_VECTORS=$(VECTORS) TG_BUILD=$(BUILD) bash tests/integration/run.sh
+
+# The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+asan: deps
+	$(MAKE) VARIANT=asan all $(UNIT_BIN) $(MALFORMED_BIN)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(MAKE) VARIANT=asan unit integration
+
+# libFuzzer harnesses (clang). FUZZ_SECONDS per harness, seeded from
+# ../shared/vectors; crashes land in build/fuzz/artifacts/.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	$(MAKE) VARIANT=fuzz fuzz-bins
+	VECTORS=$(VECTORS) FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh build/fuzz
+
+.PHONY: fuzz-bins
+fuzz-bins: $(FUZZ_BINS)
+
+$(BUILD)/fuzz-%: $(BUILD)/obj/tests/fuzz/%.o $(LIB_OBJS) $(LLHTTP_LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+# make run: set up, build, serve on 127.0.0.1:8080 with the built-in config.
+run: deps all
+	mkdir -p var
+	exec ./$(BUILD)/trustgate serve
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_OBJS:.o=.d)

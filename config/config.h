@@ -1,0 +1,114 @@
+/* trustgate configuration: the INI file of SPEC §3, parsed with libinih into
+ * an immutable, validated struct.
+ *
+ * This module is the only code that reads the configuration file. Every
+ * error names the file, the line and the key and is logged once (at
+ * TG_LOG_ERROR) by tg_config_load(); the daemon refuses to start on any.
+ *
+ * Relative paths in a file are resolved against the directory of that file,
+ * so `trustgate check -c /etc/trustgate/trustgate.ini` means the same thing
+ * from any working directory. The built-in default (no -c) resolves against
+ * the working directory. */
+#ifndef TG_CONFIG_CONFIG_H
+#define TG_CONFIG_CONFIG_H
+
+#include "common/err.h"
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define TG_CONFIG_MAX_LISTEN 16
+#define TG_CONFIG_MAX_SIGNERS 16
+#define TG_CONFIG_MAX_TRUSTLISTS 8
+#define TG_CONFIG_MAX_OPERATOR_CERTS 8
+#define TG_CONFIG_NAME_MAX 32 /* signer / trust-list names: [a-z0-9_-]{1,32} */
+
+typedef struct {
+    struct sockaddr_storage addr; /* AF_INET or AF_INET6, port set */
+    socklen_t addr_len;
+    char text[64]; /* as written, normalised: "127.0.0.1:8080", "[::1]:8080" */
+} tg_config_listen_t;
+
+typedef enum {
+    TG_TL_MODE_RELAY = 0,
+    TG_TL_MODE_SIGN = 1,
+} tg_tl_mode_t;
+
+typedef struct {
+    char name[TG_CONFIG_NAME_MAX + 1];
+    char *cert; /* absolute or config-relative-resolved path */
+    char *key;  /* path, or a "pkcs11:" URI kept verbatim */
+} tg_config_signer_t;
+
+typedef struct {
+    char name[TG_CONFIG_NAME_MAX + 1];
+    char *source;      /* URL (http:, https:, file:) or resolved file path */
+    int source_is_url; /* 1 when source is a URL */
+    char *operator_certs[TG_CONFIG_MAX_OPERATOR_CERTS];
+    size_t n_operator_certs; /* >= 1 */
+    uint32_t refresh_s;      /* default 300 */
+    int signer;              /* index into tg_config_t.signers, or -1 */
+    tg_tl_mode_t mode;       /* default relay */
+} tg_config_trustlist_t;
+
+typedef struct tg_config {
+    char *path; /* the file read, or NULL for the built-in default */
+
+    /* [server] */
+    tg_config_listen_t listen[TG_CONFIG_MAX_LISTEN];
+    size_t n_listen;            /* >= 1; default 127.0.0.1:8080 */
+    uint32_t workers;           /* resolved: 0 in the file becomes the core count */
+    uint32_t max_connections;   /* default 10000, 1..1000000 */
+    uint32_t max_request_bytes; /* default 16384, 512..16777216 */
+    uint32_t header_timeout_ms; /* default 5000, 100..600000 */
+    uint32_t idle_timeout_ms;   /* default 60000, 100..3600000 */
+    uint32_t http_max_age_s;    /* default 60, 0..604800 */
+    uint32_t max_certids;       /* single requests per OCSPRequest, default 16, 1..1000 */
+    char *admin_socket;         /* default var/admin.sock */
+    char *access_log;           /* NULL = off; "-" = stderr; else a file path */
+    int log_level;              /* tg_log_level_t, default info */
+
+    /* [cache] */
+    char *cache_path;     /* default var/cache */
+    uint64_t map_size_mb; /* default 4096, 1..1048576 */
+
+    /* [upstream] */
+    uint32_t upstream_timeout_ms; /* default 3000, 1..600000 */
+    uint32_t refresh_ahead_s;     /* default 600 */
+    uint64_t max_crl_bytes;       /* default 134217728 */
+    int allow_file_urls;          /* default 0 */
+
+    tg_config_signer_t signers[TG_CONFIG_MAX_SIGNERS];
+    size_t n_signers;
+    tg_config_trustlist_t trustlists[TG_CONFIG_MAX_TRUSTLISTS];
+    size_t n_trustlists;
+} tg_config_t;
+
+/* Reads and validates the INI file at path. On success returns 0 and sets
+ * *out_cfg to a new config owned by the caller (free with tg_config_free).
+ * On failure returns TG_ECONFIG (or TG_ENOMEM), logs every problem found as
+ * "FILE:LINE: [section] key: reason" (line 0 when the problem is not tied to
+ * a line, such as a missing file or a missing required key), and leaves
+ * *out_cfg untouched. */
+TG_WUR int tg_config_load(const char *path, tg_config_t **out_cfg);
+
+/* Like tg_config_load but parses text held in memory; name is used in
+ * messages and as the base for relative paths (its directory part). For
+ * tests and for reloading. */
+TG_WUR int tg_config_load_string(const char *name, const char *text, tg_config_t **out_cfg);
+
+/* Returns the built-in default configuration (listen 127.0.0.1:8080, data
+ * under ./var, no trust lists), owned by the caller, or NULL when out of
+ * memory. */
+tg_config_t *tg_config_default(void);
+
+/* Frees cfg and everything it owns. NULL is fine. */
+void tg_config_free(tg_config_t *cfg);
+
+/* Prints a human-readable summary of cfg (used by `trustgate check`). */
+void tg_config_print_summary(const tg_config_t *cfg, FILE *out);
+
+#endif

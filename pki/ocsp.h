@@ -1,0 +1,103 @@
+/* OCSP request decoding and fixed unsigned responses (RFC 6960, RFC 5019,
+ * RFC 9654), on top of OpenSSL.
+ *
+ * Nothing here knows about HTTP: callers hand in DER bytes and get back
+ * decoded CertIDs or prepared response bytes. */
+#ifndef TG_PKI_OCSP_H
+#define TG_PKI_OCSP_H
+
+#include "common/buf.h"
+#include "common/err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* CertID hash algorithms trustgate understands (SPEC §5). */
+typedef enum {
+    TG_HASH_SHA1 = 0,
+    TG_HASH_SHA256 = 1,
+    TG_HASH_SHA384 = 2,
+    TG_HASH_SHA512 = 3,
+    TG_HASH_SM3 = 4,
+    TG_HASH_COUNT = 5,
+} tg_hash_alg_t;
+
+#define TG_HASH_MAX_LEN 64
+#define TG_SERIAL_MAX_LEN 64 /* RFC 5280 allows 20 octets; leave room for the non-conforming */
+#define TG_NONCE_MAX_LEN 128 /* RFC 9654 §2.1 */
+
+/* OCSPResponseStatus (RFC 6960 §4.2.1). */
+typedef enum {
+    TG_OCSP_SUCCESSFUL = 0,
+    TG_OCSP_MALFORMED_REQUEST = 1,
+    TG_OCSP_INTERNAL_ERROR = 2,
+    TG_OCSP_TRY_LATER = 3,
+    TG_OCSP_SIG_REQUIRED = 5,
+    TG_OCSP_UNAUTHORIZED = 6,
+} tg_ocsp_status_t;
+
+/* One CertID, copied out of the request. */
+typedef struct {
+    tg_hash_alg_t alg;
+    uint8_t hash_len; /* digest length of alg */
+    uint8_t name_hash[TG_HASH_MAX_LEN];
+    uint8_t key_hash[TG_HASH_MAX_LEN];
+    uint8_t serial_len; /* content octets of the INTEGER, 1..TG_SERIAL_MAX_LEN */
+    uint8_t serial[TG_SERIAL_MAX_LEN];
+} tg_certid_t;
+
+/* A decoded OCSPRequest. Holds copies; no pointers into the input. */
+typedef struct {
+    tg_certid_t *certids; /* n_certids entries, owned (tg_ocsp_req_clear) */
+    size_t n_certids;
+    int has_nonce;
+    uint8_t nonce_len; /* 1..TG_NONCE_MAX_LEN when has_nonce */
+    uint8_t nonce[TG_NONCE_MAX_LEN];
+} tg_ocsp_req_t;
+
+/* Returns the name of alg ("sha1", "sha256", "sha384", "sha512", "sm3"). */
+const char *tg_hash_alg_name(tg_hash_alg_t alg);
+
+/* Returns the digest length of alg in bytes. */
+size_t tg_hash_alg_len(tg_hash_alg_t alg);
+
+/* Decodes a DER OCSPRequest of len bytes into *out (which the caller owns
+ * and must later pass to tg_ocsp_req_clear, also on failure).
+ *
+ * Checks: the whole input is one OCSPRequest with nothing after it; version
+ * v1; 1..max_certids single requests; every CertID uses SHA-1, SHA-256,
+ * SHA-384, SHA-512 or SM3 with hashes of that algorithm's length and a
+ * positive serial of at most TG_SERIAL_MAX_LEN octets; at most one nonce
+ * extension whose value is an OCTET STRING of 1..128 octets (RFC 9654); no
+ * unknown critical extension and no duplicate extension. A signature on the
+ * request is allowed and not checked.
+ *
+ * Returns 0, TG_EMALFORMED for anything a responder must answer with
+ * malformedRequest (including unsupported hash algorithms and too many
+ * CertIDs), or TG_ENOMEM. Never logs peer errors (they are expected); the
+ * OpenSSL error queue is left empty. */
+TG_WUR int tg_ocsp_req_decode(const uint8_t *der, size_t len, size_t max_certids,
+                              tg_ocsp_req_t *out);
+
+/* Initialises *req to empty. */
+void tg_ocsp_req_init(tg_ocsp_req_t *req);
+
+/* Frees what *req owns and leaves it empty. NULL is fine. */
+void tg_ocsp_req_clear(tg_ocsp_req_t *req);
+
+/* Builds, once, the DER of the unsigned OCSPResponse for each non-successful
+ * status (malformedRequest, internalError, tryLater, sigRequired,
+ * unauthorized) with OpenSSL. Must be called once before
+ * tg_ocsp_status_response, from one thread. Returns 0 or TG_ECRYPTO. */
+TG_WUR int tg_ocsp_init(void);
+
+/* Returns the prepared DER of the unsigned OCSPResponse with the given
+ * non-successful status. The bytes are static (valid for the process
+ * lifetime, never freed). status must not be TG_OCSP_SUCCESSFUL. */
+tg_slice_t tg_ocsp_status_response(tg_ocsp_status_t status);
+
+/* Returns the RFC 6960 name of status ("successful", "malformedRequest",
+ * ...). */
+const char *tg_ocsp_status_name(tg_ocsp_status_t status);
+
+#endif
