@@ -14,7 +14,7 @@ ifeq ($(VARIANT),fuzz)
 CC := clang
 endif
 
-PKGS := libuv libcrypto libssl inih liblmdb libcurl libxml-2.0 xmlsec1-openssl
+PKGS := libuv libcrypto libssl inih lmdb libcurl libxml-2.0 xmlsec1-openssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -25,8 +25,11 @@ void tg_http_date(time_t t, char *out)
 {
     struct tm tm;
     gmtime_r(&t, &tm);
-    snprintf(out, TG_HTTP_DATE_LEN + 1, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday],
-             tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    char tmp[64];
+    snprintf(tmp, sizeof(tmp), "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
+             months[tm.tm_mon], (tm.tm_year + 1900) % 10000, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    memcpy(out, tmp, TG_HTTP_DATE_LEN);
+    out[TG_HTTP_DATE_LEN] = '\0';
 }
 
 static int digits(const char *s, int n, int *out)

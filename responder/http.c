@@ -1,0 +1,294 @@
+/* Routing of complete requests and the writing of HTTP/1.1 answers
+ * (SPEC §5). */
+#include "responder/responder_internal.h"
+
+#include "common/log.h"
+#include "responder/getpath.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define TG_HTTP_ROW(code, text) {code, text, sizeof(text) - 1},
+static const struct {
+    int num;
+    const char *text;
+    size_t text_len;
+} http_codes[] = {TG_HTTP_CODES(TG_HTTP_ROW)};
+#undef TG_HTTP_ROW
+
+int tg_http_code_number(tg_http_code_t code)
+{
+    return http_codes[code].num;
+}
+
+static const char *const endpoint_names[TG_EP_COUNT] = {
+    "ocsp_get", "ocsp_post", "crl", "trustlist", "healthz", "readyz", "metrics", "other",
+};
+
+const char *tg_endpoint_name(tg_endpoint_t ep)
+{
+    return endpoint_names[ep];
+}
+
+/* Appends pieces without a format parser: this runs for every answer. */
+#define PUT(b, s, n) (memcpy((b)->data + (b)->len, (s), (n)), (b)->len += (n))
+#define PUT_LIT(b, s) PUT(b, s, sizeof(s) - 1)
+
+static void access_log(tg_conn_t *c, tg_endpoint_t ep, tg_http_code_t code, size_t body_len,
+                       uint64_t dur_ns)
+{
+    tg_worker_t *w = c->w;
+    char when[TG_HTTP_DATE_LEN + 1];
+    tg_http_date(time(NULL), when);
+    const char *m = llhttp_method_name((llhttp_method_t)llhttp_get_method(&c->parser));
+    /* the URL is printable ASCII (llhttp refuses anything else); keep the
+     * line bounded */
+    int url_len = c->url.len > 512 ? 512 : (int)c->url.len;
+    tg_buf_t line;
+    tg_buf_init(&line);
+    int rc = tg_buf_printf(
+        &line, "%s [%s] \"%s %.*s%s\" %d %zu %s ocsp=%s %.3fms\n", c->peer[0] ? c->peer : "-", when,
+        m, url_len, c->url.data ? (const char *)c->url.data : "", c->url.len > 512 ? "..." : "",
+        http_codes[code].num, body_len, endpoint_names[ep],
+        c->last_ocsp_status >= 0 ? tg_ocsp_status_name((tg_ocsp_status_t)c->last_ocsp_status) : "-",
+        (double)dur_ns / 1e6);
+    if (rc == 0)
+        tg_worker_access_log(w, &line);
+    tg_buf_free(&line);
+}
+
+void tg_http_respond(tg_conn_t *c, tg_endpoint_t ep, tg_http_code_t code, const char *ctype,
+                     const char *extra_headers, tg_slice_t body)
+{
+    tg_worker_t *w = c->w;
+    size_t ctype_len = ctype ? strlen(ctype) : 0;
+    size_t extra_len = extra_headers ? strlen(extra_headers) : 0;
+    int head_only = llhttp_get_method(&c->parser) == HTTP_HEAD;
+    size_t need = 256 + ctype_len + extra_len + w->tl_header_len + body.n;
+    if (tg_buf_reserve(&c->out, need) != 0) {
+        /* no memory for an answer: end the connection rather than send a
+         * partial one */
+        tg_error("out of memory answering a request; closing the connection");
+        c->close_after_write = 1;
+        return;
+    }
+    tg_buf_t *b = &c->out;
+    char num[21];
+    size_t n;
+
+    PUT_LIT(b, "HTTP/1.1 ");
+    n = tg_u64_to_dec((uint64_t)http_codes[code].num, num);
+    PUT(b, num, n);
+    PUT_LIT(b, " ");
+    PUT(b, http_codes[code].text, http_codes[code].text_len);
+    PUT_LIT(b, "\r\nDate: ");
+    PUT(b, tg_worker_date(w), TG_HTTP_DATE_LEN);
+    PUT_LIT(b, "\r\nServer: trustgate\r\n");
+    if (ctype) {
+        PUT_LIT(b, "Content-Type: ");
+        PUT(b, ctype, ctype_len);
+        PUT_LIT(b, "\r\n");
+    }
+    PUT_LIT(b, "Content-Length: ");
+    n = tg_u64_to_dec(body.n, num);
+    PUT(b, num, n);
+    PUT_LIT(b, "\r\n");
+    PUT(b, extra_headers ? extra_headers : "", extra_len);
+    PUT(b, w->tl_header, w->tl_header_len);
+    if (c->close_after_write)
+        PUT_LIT(b, "Connection: close\r\n");
+    PUT_LIT(b, "\r\n");
+    if (!head_only && body.n)
+        PUT(b, body.p, body.n);
+
+    uint64_t dur = tg_now_ns() - c->req_start_ns;
+    TG_INC(w->metrics.http_requests[ep][code]);
+    tg_metrics_observe_duration(&w->metrics, dur);
+    if (w->cfg->access_log != NULL)
+        access_log(c, ep, code, body.n, dur);
+}
+
+static void respond_text(tg_conn_t *c, tg_endpoint_t ep, tg_http_code_t code, const char *text)
+{
+    tg_http_respond(c, ep, code, "text/plain; charset=utf-8", "Cache-Control: no-store\r\n",
+                    TG_SLICE(text, strlen(text)));
+}
+
+static void method_not_allowed(tg_conn_t *c, tg_endpoint_t ep, const char *allow)
+{
+    char hdr[96];
+    snprintf(hdr, sizeof(hdr), "Allow: %s\r\nCache-Control: no-store\r\n", allow);
+    tg_http_respond(c, ep, TG_HTTP_405, "text/plain; charset=utf-8", hdr,
+                    TG_SLICE_LIT("method not allowed\n"));
+}
+
+static void serve_metrics(tg_conn_t *c)
+{
+    tg_buf_t m;
+    tg_buf_init(&m);
+    if (tg_metrics_render(c->w->srv, &m) != 0) {
+        respond_text(c, TG_EP_METRICS, TG_HTTP_503, "out of memory\n");
+    } else {
+        tg_http_respond(c, TG_EP_METRICS, TG_HTTP_200, "text/plain; version=0.0.4; charset=utf-8",
+                        "Cache-Control: no-store\r\n", TG_SLICE(m.data, m.len));
+    }
+    tg_buf_free(&m);
+}
+
+static void serve_readyz(tg_conn_t *c)
+{
+    /* SPEC §5: ready when both lists are loaded and fresh and the cache is
+     * open. No trust list can be loaded before the trust-list module. */
+    static const char body[] =
+        "{\"ready\":false,\"reasons\":[\"trust list gd not loaded\",\"trust list hk not "
+        "loaded\",\"cache not open\"]}\n";
+    tg_http_respond(c, TG_EP_READYZ, TG_HTTP_503, "application/json", "Cache-Control: no-store\r\n",
+                    TG_SLICE_LIT(body));
+}
+
+static int is_base64_path_char(uint8_t ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+           ch == '+' || ch == '/' || ch == '=' || ch == '%' || ch == '-' || ch == '_';
+}
+
+static int looks_like_base64(tg_slice_t s)
+{
+    if (s.n == 0)
+        return 0;
+    for (size_t i = 0; i < s.n; i++) {
+        if (!is_base64_path_char(s.p[i]))
+            return 0;
+    }
+    return 1;
+}
+
+static int starts_with(tg_slice_t s, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return s.n >= n && memcmp(s.p, prefix, n) == 0;
+}
+
+/* RFC 5019 §5 GET: the request is the URL-encoded base64 of the DER. */
+static void serve_ocsp_get(tg_conn_t *c, tg_slice_t b64)
+{
+    /* base64 never decodes to more bytes than it has characters; the body
+     * buffer is free on a GET */
+    tg_buf_t *der = &c->body;
+    der->len = 0;
+    if (tg_buf_reserve(der, b64.n + 1) != 0) {
+        respond_text(c, TG_EP_OCSP_GET, TG_HTTP_503, "out of memory\n");
+        return;
+    }
+    size_t len = 0;
+    int rc = tg_getpath_decode((const char *)b64.p, b64.n, der->data, der->cap, &len);
+    if (rc != 0)
+        len = 0; /* an empty request is malformed */
+    tg_ocsp_answer(c, TG_EP_OCSP_GET, der->data, len);
+}
+
+static void serve_healthz(tg_conn_t *c, tg_slice_t path)
+{
+    (void)path;
+    respond_text(c, TG_EP_HEALTHZ, TG_HTTP_200, "ok\n");
+}
+
+static void serve_readyz_route(tg_conn_t *c, tg_slice_t path)
+{
+    (void)path;
+    serve_readyz(c);
+}
+
+static void serve_metrics_route(tg_conn_t *c, tg_slice_t path)
+{
+    (void)path;
+    serve_metrics(c);
+}
+
+/* GET /crl/ lists the CRLs held (none until the cache module fills it);
+ * GET /crl/{list}/{ca}.crl is 404 for a CA without a CRL. */
+static void serve_crl(tg_conn_t *c, tg_slice_t path)
+{
+    if (tg_slice_eq_str(path, "/crl/") || tg_slice_eq_str(path, "/crl"))
+        tg_http_respond(c, TG_EP_CRL, TG_HTTP_200, "application/json",
+                        "Cache-Control: no-store\r\n", TG_SLICE_LIT("[]\n"));
+    else
+        respond_text(c, TG_EP_CRL, TG_HTTP_404, "no CRL for this CA\n");
+}
+
+static void serve_trustlist(tg_conn_t *c, tg_slice_t path)
+{
+    (void)path;
+    respond_text(c, TG_EP_TRUSTLIST, TG_HTTP_404, "trust list not loaded\n");
+}
+
+typedef void (*get_handler_t)(tg_conn_t *c, tg_slice_t path);
+
+/* Resources that only GET and HEAD reach; prefix routes end in '/'. */
+static const struct {
+    const char *path;
+    int prefix;
+    tg_endpoint_t ep;
+    get_handler_t fn;
+} get_routes[] = {
+    {"/healthz", 0, TG_EP_HEALTHZ, serve_healthz},
+    {"/readyz", 0, TG_EP_READYZ, serve_readyz_route},
+    {"/metrics", 0, TG_EP_METRICS, serve_metrics_route},
+    {"/crl", 0, TG_EP_CRL, serve_crl},
+    {"/crl/", 1, TG_EP_CRL, serve_crl},
+    {"/trustlist/", 1, TG_EP_TRUSTLIST, serve_trustlist},
+};
+
+void tg_http_handle(tg_conn_t *c)
+{
+    uint8_t method = llhttp_get_method(&c->parser);
+    int is_get = method == HTTP_GET || method == HTTP_HEAD;
+    tg_slice_t url = TG_SLICE(c->url.data, c->url.len);
+    c->last_ocsp_status = -1;
+
+    /* absolute-form (RFC 9112 §3.2.2), as sent through proxies */
+    if (starts_with(url, "http://") || starts_with(url, "https://")) {
+        size_t skip = url.p[4] == 's' ? 8 : 7;
+        const uint8_t *p = memchr(url.p + skip, '/', url.n - skip);
+        url = p ? TG_SLICE(p, (size_t)(url.p + url.n - p)) : TG_SLICE_LIT("/");
+    }
+    tg_slice_t path = url;
+    const uint8_t *q = path.n ? memchr(url.p, '?', url.n) : NULL;
+    if (q != NULL)
+        path.n = (size_t)(q - url.p);
+
+    for (size_t i = 0; i < sizeof(get_routes) / sizeof(get_routes[0]); i++) {
+        int hit = get_routes[i].prefix ? starts_with(path, get_routes[i].path)
+                                       : tg_slice_eq_str(path, get_routes[i].path);
+        if (!hit)
+            continue;
+        if (is_get)
+            get_routes[i].fn(c, path);
+        else
+            method_not_allowed(c, get_routes[i].ep, "GET, HEAD");
+        return;
+    }
+
+    /* OCSP: POST to the responder URL, GET with the request in the path */
+    if (tg_slice_eq_str(path, "/") || tg_slice_eq_str(path, "/ocsp") ||
+        tg_slice_eq_str(path, "/ocsp/")) {
+        if (method == HTTP_POST)
+            tg_ocsp_answer(c, TG_EP_OCSP_POST, c->body.data, c->body.len);
+        else if (is_get)
+            serve_ocsp_get(c, TG_SLICE(NULL, 0));
+        else
+            method_not_allowed(c, TG_EP_OCSP_POST, "GET, HEAD, POST");
+        return;
+    }
+    tg_slice_t b64 = starts_with(path, "/ocsp/") ? TG_SLICE(path.p + 6, path.n - 6)
+                     : path.n > 0                ? TG_SLICE(path.p + 1, path.n - 1)
+                                                 : path;
+    if (path.n > 0 && path.p[0] == '/' && looks_like_base64(b64)) {
+        if (is_get)
+            serve_ocsp_get(c, b64);
+        else
+            method_not_allowed(c, TG_EP_OCSP_GET, "GET, HEAD");
+        return;
+    }
+    respond_text(c, TG_EP_OTHER, TG_HTTP_404, "not found\n");
+}

@@ -1,0 +1,128 @@
+/* trustgate command line (SPEC §4). Only wiring: parse arguments, load the
+ * configuration, hand over to the module that does the work. */
+#include "common/log.h"
+#include "config/config.h"
+#include "pki/ocsp.h"
+#include "responder/server.h"
+
+#include <llhttp.h>
+#include <lmdb.h>
+#include <openssl/crypto.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <uv.h>
+
+static void usage(FILE *out)
+{
+    fputs("usage:\n"
+          "  trustgate serve [-c FILE]   run in the foreground (SIGHUP reloads, SIGTERM drains)\n"
+          "  trustgate check -c FILE     validate the configuration and print a summary\n"
+          "  trustgate version           print versions\n",
+          out);
+}
+
+/* Finds "-c FILE" (or "--config FILE") among args; returns 0 and the file
+ * (NULL when absent), or -1 on a bad argument. */
+static int parse_config_arg(int argc, char **argv, const char **out_path)
+{
+    *out_path = NULL;
+    for (int i = 0; i < argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+            *out_path = argv[++i];
+        } else {
+            fprintf(stderr, "trustgate: unexpected argument '%s'\n", argv[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int cmd_version(void)
+{
+    printf("trustgate %s (%s)\n", TG_VERSION, TG_GIT_REV);
+    printf("  %s\n", OpenSSL_version(OPENSSL_VERSION));
+    printf("  libuv %s\n", uv_version_string());
+    printf("  llhttp %d.%d.%d\n", LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH);
+    printf("  %s\n", mdb_version(NULL, NULL, NULL));
+    return 0;
+}
+
+static int load_config(const char *path, tg_config_t **out_cfg)
+{
+    if (path == NULL) {
+        *out_cfg = tg_config_default();
+        return *out_cfg ? 0 : TG_ENOMEM;
+    }
+    return tg_config_load(path, out_cfg);
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    const char *path;
+    if (parse_config_arg(argc, argv, &path) != 0 || path == NULL) {
+        usage(stderr);
+        return 2;
+    }
+    tg_config_t *cfg = NULL;
+    if (tg_config_load(path, &cfg) != 0) {
+        fprintf(stderr, "%s: configuration is invalid\n", path);
+        return 1;
+    }
+    tg_config_print_summary(cfg, stdout);
+    printf("%s: configuration is valid\n", path);
+    tg_config_free(cfg);
+    return 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    const char *path;
+    if (parse_config_arg(argc, argv, &path) != 0) {
+        usage(stderr);
+        return 2;
+    }
+    tg_config_t *cfg = NULL;
+    if (load_config(path, &cfg) != 0) {
+        tg_error("%s: configuration is invalid; not starting", path ? path : "built-in default");
+        return 1;
+    }
+    tg_log_set_level((tg_log_level_t)cfg->log_level);
+    if (tg_ocsp_init() != 0) {
+        tg_config_free(cfg);
+        return 1;
+    }
+    /* a peer that closes mid-write must cost an EPIPE, not the process */
+    signal(SIGPIPE, SIG_IGN);
+
+    tg_info("trustgate %s starting (%s)", TG_VERSION,
+            path ? path : "built-in default configuration");
+    tg_server_t *srv = NULL;
+    if (tg_server_new(cfg, path, &srv) != 0)
+        return 1;
+    int rc = tg_server_run(srv);
+    tg_server_free(srv);
+    return rc == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc - 2, argv + 2);
+    if (strcmp(cmd, "check") == 0)
+        return cmd_check(argc - 2, argv + 2);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
+        return cmd_version();
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "trustgate: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,132 @@
+/* Prometheus text exposition (format 0.0.4) of the workers' counters. */
+#include "responder/responder_internal.h"
+
+#include "common/log.h"
+
+#include <stdlib.h>
+
+/* Upper bounds of the request-duration buckets, in nanoseconds. */
+static const uint64_t bucket_ns[TG_DURATION_BUCKETS] = {
+    50000,    100000,   250000,    500000,    1000000,   2500000,    5000000,    10000000,
+    25000000, 50000000, 100000000, 250000000, 500000000, 1000000000, 2500000000, 5000000000,
+};
+
+void tg_metrics_observe_duration(tg_metrics_t *m, uint64_t ns)
+{
+    size_t i = 0;
+    while (i < TG_DURATION_BUCKETS && ns > bucket_ns[i])
+        i++;
+    TG_INC(m->duration_buckets[i]);
+    TG_ADD(m->duration_sum_ns, ns);
+}
+
+/* Sums one counter over all workers: field0 is the counter in worker 0, and
+ * the others sit at the same offset in the following array elements. */
+static uint64_t sum_counter(const tg_server_t *srv, const tg_counter_t *field0)
+{
+    uint64_t s = 0;
+    for (size_t i = 0; i < srv->n_workers; i++) {
+        const tg_counter_t *f =
+            (const tg_counter_t *)((const char *)field0 + i * sizeof(tg_worker_t));
+        s += TG_LOAD(*f);
+    }
+    return s;
+}
+
+#define SUM(srv, field) sum_counter((srv), &(srv)->workers[0].metrics.field)
+
+static const char *const ocsp_status_label[TG_OCSP_STATUS_SLOTS] = {
+    "successful", "malformedRequest", "internalError", "tryLater",
+    NULL,         "sigRequired",      "unauthorized",
+};
+
+static int render_counter(tg_buf_t *out, const char *name, const char *help, uint64_t v)
+{
+    return tg_buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
+                         (unsigned long long)v);
+}
+
+int tg_metrics_render(tg_server_t *srv, tg_buf_t *out)
+{
+    int rc = 0;
+    rc |= tg_buf_printf(out,
+                        "# HELP trustgate_build_info Build information.\n"
+                        "# TYPE trustgate_build_info gauge\n"
+                        "trustgate_build_info{version=\"%s\",revision=\"%s\"} 1\n",
+                        TG_VERSION, TG_GIT_REV);
+    rc |= tg_buf_printf(out,
+                        "# HELP trustgate_workers Worker threads (one event loop each).\n"
+                        "# TYPE trustgate_workers gauge\ntrustgate_workers %zu\n",
+                        srv->n_workers);
+
+    rc |= tg_buf_append_str(out, "# HELP trustgate_http_requests_total HTTP requests answered, "
+                                 "by endpoint and status code.\n"
+                                 "# TYPE trustgate_http_requests_total counter\n");
+    for (int ep = 0; ep < TG_EP_COUNT; ep++) {
+        for (int code = 0; code < TG_HTTP_CODE_COUNT; code++) {
+            uint64_t v = SUM(srv, http_requests[ep][code]);
+            if (v == 0 && code != TG_HTTP_200)
+                continue;
+            rc |= tg_buf_printf(out,
+                                "trustgate_http_requests_total{endpoint=\"%s\",code=\"%d\"} %llu\n",
+                                tg_endpoint_name((tg_endpoint_t)ep),
+                                tg_http_code_number((tg_http_code_t)code), (unsigned long long)v);
+        }
+    }
+
+    rc |= tg_buf_append_str(out, "# HELP trustgate_ocsp_responses_total OCSP responses sent, by "
+                                 "OCSPResponseStatus.\n"
+                                 "# TYPE trustgate_ocsp_responses_total counter\n");
+    for (int s = 0; s < TG_OCSP_STATUS_SLOTS; s++) {
+        if (ocsp_status_label[s] == NULL)
+            continue;
+        rc |= tg_buf_printf(out, "trustgate_ocsp_responses_total{status=\"%s\"} %llu\n",
+                            ocsp_status_label[s], (unsigned long long)SUM(srv, ocsp_responses[s]));
+    }
+    rc |= render_counter(out, "trustgate_ocsp_certids_total",
+                         "Single requests (CertIDs) decoded from OCSP requests.",
+                         SUM(srv, ocsp_certids));
+
+    rc |= tg_buf_append_str(out, "# HELP trustgate_http_request_duration_seconds Time from the "
+                                 "first byte of a request to its answer being queued.\n"
+                                 "# TYPE trustgate_http_request_duration_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i <= TG_DURATION_BUCKETS; i++) {
+        cum += SUM(srv, duration_buckets[i]);
+        if (i < TG_DURATION_BUCKETS)
+            rc |= tg_buf_printf(out,
+                                "trustgate_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+                                (double)bucket_ns[i] / 1e9, (unsigned long long)cum);
+        else
+            rc |= tg_buf_printf(
+                out, "trustgate_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+                (unsigned long long)cum);
+    }
+    rc |= tg_buf_printf(out,
+                        "trustgate_http_request_duration_seconds_sum %.9f\n"
+                        "trustgate_http_request_duration_seconds_count %llu\n",
+                        (double)SUM(srv, duration_sum_ns) / 1e9, (unsigned long long)cum);
+
+    rc |= tg_buf_printf(out,
+                        "# HELP trustgate_connections_open Open client connections.\n"
+                        "# TYPE trustgate_connections_open gauge\n"
+                        "trustgate_connections_open %llu\n",
+                        (unsigned long long)atomic_load(&srv->conns_total));
+    rc |= render_counter(out, "trustgate_connections_accepted_total", "Connections accepted.",
+                         SUM(srv, conns_accepted));
+    rc |= render_counter(out, "trustgate_connections_rejected_total",
+                         "Connections refused because max_connections was reached.",
+                         SUM(srv, conns_rejected));
+    rc |= render_counter(out, "trustgate_http_parse_errors_total",
+                         "Requests that were not valid HTTP/1.1 (answered 400).",
+                         SUM(srv, http_parse_errors));
+    rc |= render_counter(out, "trustgate_http_header_timeouts_total",
+                         "Requests not received within header_timeout_ms (answered 408).",
+                         SUM(srv, timeouts_header));
+    rc |= render_counter(out, "trustgate_http_idle_timeouts_total",
+                         "Keep-alive connections closed after idle_timeout_ms.",
+                         SUM(srv, timeouts_idle));
+    rc |= render_counter(out, "trustgate_http_too_large_total",
+                         "Requests over max_request_bytes (answered 413).", SUM(srv, too_large));
+    return rc == 0 ? 0 : TG_ENOMEM;
+}

@@ -1,0 +1,233 @@
+/* Internal structures of the responder module: server, workers,
+ * connections and metrics. Not part of any other module's contract. */
+#ifndef TG_RESPONDER_INTERNAL_H
+#define TG_RESPONDER_INTERNAL_H
+
+#include "common/buf.h"
+#include "common/clock.h"
+#include "config/config.h"
+#include "pki/ocsp.h"
+#include "responder/server.h"
+
+#include <llhttp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+
+/* ---- metrics ----------------------------------------------------------
+ * Each worker owns its counters and is their only writer, so an increment is
+ * a relaxed load and store (a plain add on x86, no locked instruction);
+ * /metrics sums all workers with relaxed loads. */
+typedef _Atomic uint64_t tg_counter_t;
+
+#define TG_INC(c) TG_ADD(c, 1)
+#define TG_ADD(c, v)                                                                               \
+    atomic_store_explicit(&(c), atomic_load_explicit(&(c), memory_order_relaxed) + (v),            \
+                          memory_order_relaxed)
+#define TG_LOAD(c) atomic_load_explicit(&(c), memory_order_relaxed)
+
+typedef enum {
+    TG_EP_OCSP_GET = 0,
+    TG_EP_OCSP_POST,
+    TG_EP_CRL,
+    TG_EP_TRUSTLIST,
+    TG_EP_HEALTHZ,
+    TG_EP_READYZ,
+    TG_EP_METRICS,
+    TG_EP_OTHER,
+    TG_EP_COUNT
+} tg_endpoint_t;
+
+/* HTTP status codes trustgate sends; metrics index them by position. */
+#define TG_HTTP_CODES(X)                                                                           \
+    X(100, "Continue")                                                                             \
+    X(200, "OK")                                                                                   \
+    X(304, "Not Modified")                                                                         \
+    X(400, "Bad Request")                                                                          \
+    X(403, "Forbidden")                                                                            \
+    X(404, "Not Found")                                                                            \
+    X(405, "Method Not Allowed")                                                                   \
+    X(408, "Request Timeout")                                                                      \
+    X(413, "Content Too Large")                                                                    \
+    X(500, "Internal Server Error")                                                                \
+    X(503, "Service Unavailable")
+
+#define TG_HTTP_ENUM(code, text) TG_HTTP_##code,
+typedef enum { TG_HTTP_CODES(TG_HTTP_ENUM) TG_HTTP_CODE_COUNT } tg_http_code_t;
+#undef TG_HTTP_ENUM
+
+#define TG_OCSP_STATUS_SLOTS 7 /* OCSPResponseStatus values 0..6 */
+#define TG_DURATION_BUCKETS 16
+
+typedef struct {
+    tg_counter_t http_requests[TG_EP_COUNT][TG_HTTP_CODE_COUNT];
+    tg_counter_t ocsp_responses[TG_OCSP_STATUS_SLOTS];
+    tg_counter_t ocsp_certids;                              /* single requests decoded */
+    tg_counter_t duration_buckets[TG_DURATION_BUCKETS + 1]; /* last = +Inf */
+    tg_counter_t duration_sum_ns;
+    tg_counter_t conns_accepted;
+    tg_counter_t conns_rejected; /* over max_connections */
+    tg_counter_t http_parse_errors;
+    tg_counter_t timeouts_header;
+    tg_counter_t timeouts_idle;
+    tg_counter_t too_large;
+} tg_metrics_t;
+
+/* ---- configuration, shared by reference -------------------------------- */
+typedef struct {
+    tg_config_t *cfg;
+    _Atomic int refs;
+} tg_cfgref_t;
+
+/* ---- connection -------------------------------------------------------- */
+typedef enum {
+    TG_CONN_IDLE = 0, /* between requests (or before the first byte) */
+    TG_CONN_REQUEST,  /* a request is being received */
+    TG_CONN_LINGER,   /* answered and half-closed; discarding input */
+    TG_CONN_CLOSING,  /* uv_close called; waiting for the close callbacks */
+} tg_conn_state_t;
+
+/* Request headers that trustgate acts on. */
+typedef enum {
+    TG_HDR_NONE = 0,
+    TG_HDR_EXPECT,
+    TG_HDR_IF_NONE_MATCH,
+    TG_HDR_IF_MODIFIED_SINCE,
+} tg_hdr_t;
+
+typedef struct tg_worker tg_worker_t;
+typedef struct tg_conn tg_conn_t;
+
+struct tg_conn {
+    uv_tcp_t tcp; /* embedded handles: the conn is freed in the last close cb */
+    uv_timer_t timer;
+    llhttp_t parser;
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+    tg_worker_t *w;
+    tg_conn_t *prev, *next; /* worker's list of live connections */
+    tg_conn_state_t state;
+    int open_handles;
+
+    /* lazy deadline: the timer is re-armed only when a deadline moves
+     * earlier than the time it is set for (see conn_set_deadline) */
+    uint64_t deadline_ms;
+    uint64_t timer_due_ms;
+
+    /* the request being received */
+    uint64_t req_start_ns;
+    size_t req_bytes;
+    tg_buf_t url;
+    tg_buf_t body;
+    char hfield[24];
+    size_t hfield_len;
+    tg_hdr_t cur_hdr;
+    int expect_continue;
+    tg_buf_t if_none_match;
+    tg_buf_t if_modified_since;
+
+    /* output: `out` collects answers (in request order, so pipelining keeps
+     * its order); `wbuf` is the one write in flight */
+    tg_buf_t out;
+    tg_buf_t wbuf;
+    int writing;
+    int read_paused;
+    int close_after_write;
+    int draining; /* server is stopping: answer what is in flight, then close */
+
+    int last_ocsp_status; /* of the current request, -1 when not OCSP */
+    char peer[48];        /* client address for the access log ("" when off) */
+};
+
+/* ---- worker ------------------------------------------------------------ */
+struct tg_worker {
+    int id;
+    tg_server_t *srv;
+    uv_thread_t thread;
+    uv_loop_t loop;
+    uv_async_t wake; /* stop / reload / force, flags below */
+    uv_timer_t tick; /* 1 s: access-log flush */
+    uv_tcp_t listeners[TG_CONFIG_MAX_LISTEN];
+    int listen_fds[TG_CONFIG_MAX_LISTEN];
+    size_t n_listeners;
+    int started; /* loop initialised and running */
+
+    tg_cfgref_t *cfgref; /* this worker's reference */
+    const tg_config_t *cfg;
+
+    tg_conn_t *conns; /* live connections */
+    size_t n_conns;
+    int stopping;
+
+    char date[TG_HTTP_DATE_LEN + 1];
+    uint64_t date_sec; /* wall second that date shows */
+
+    /* "Trust-List-Sequence: gd=N, hk=M\r\n" (SPEC §5), on every answer */
+    char tl_header[128];
+    size_t tl_header_len;
+
+    tg_buf_t access_buf;
+    tg_metrics_t metrics;
+    uint8_t readbuf[65536]; /* shared by all connections: consumed in read_cb */
+};
+
+/* ---- server ------------------------------------------------------------ */
+struct tg_server {
+    char *config_path;
+    uv_loop_t loop; /* main thread: signals and coordination */
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_async_t notify; /* a worker exited, or a stop was requested */
+    uv_timer_t drain_timer;
+
+    pthread_mutex_t cfg_lock; /* guards cfgref swaps */
+    tg_cfgref_t *cfgref;
+
+    tg_worker_t *workers;
+    size_t n_workers;
+    _Atomic size_t n_exited;
+    _Atomic int stop_requested;
+    _Atomic int force_close;
+    _Atomic uint64_t conns_total; /* open connections, all workers */
+    int stopping;
+
+    pthread_mutex_t access_lock;
+    int access_fd; /* -1 when the access log is off */
+
+    uint64_t start_time;
+};
+
+/* server.c */
+tg_cfgref_t *tg_server_cfg_acquire(tg_server_t *srv);
+void tg_cfgref_release(tg_cfgref_t *ref);
+void tg_server_access_write(tg_server_t *srv, const uint8_t *p, size_t n);
+
+/* worker.c */
+TG_WUR int tg_worker_start(tg_worker_t *w);
+void tg_worker_wake(tg_worker_t *w);
+const char *tg_worker_date(tg_worker_t *w);
+void tg_worker_conn_gone(tg_worker_t *w);
+void tg_worker_access_log(tg_worker_t *w, tg_buf_t *line);
+
+/* conn.c */
+void tg_conn_accept(tg_worker_t *w, uv_stream_t *listener);
+void tg_conn_drain(tg_conn_t *c);
+void tg_conn_close(tg_conn_t *c);
+
+/* http.c: answers one complete request into c->out */
+void tg_http_handle(tg_conn_t *c);
+/* appends a complete response; body may be empty; extra_headers is a block
+ * of "Name: value\r\n" lines or NULL */
+void tg_http_respond(tg_conn_t *c, tg_endpoint_t ep, tg_http_code_t code, const char *ctype,
+                     const char *extra_headers, tg_slice_t body);
+int tg_http_code_number(tg_http_code_t code);
+const char *tg_endpoint_name(tg_endpoint_t ep);
+
+/* ocsp_answer.c: answers an OCSP request given as DER */
+void tg_ocsp_answer(tg_conn_t *c, tg_endpoint_t ep, const uint8_t *der, size_t len);
+
+/* metrics.c */
+void tg_metrics_observe_duration(tg_metrics_t *m, uint64_t ns);
+TG_WUR int tg_metrics_render(tg_server_t *srv, tg_buf_t *out);
+
+#endif

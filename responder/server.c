@@ -1,0 +1,348 @@
+#include "responder/responder_internal.h"
+
+#include "common/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Connections still busy this long after SIGTERM are cut, so the process
+ * exits within the 5 s that orchestrators allow. */
+#define DRAIN_DEADLINE_MS 4500
+
+static tg_cfgref_t *cfgref_new(tg_config_t *cfg)
+{
+    tg_cfgref_t *ref = calloc(1, sizeof(*ref));
+    if (ref == NULL)
+        return NULL;
+    ref->cfg = cfg;
+    atomic_init(&ref->refs, 1);
+    return ref;
+}
+
+void tg_cfgref_release(tg_cfgref_t *ref)
+{
+    if (ref == NULL)
+        return;
+    if (atomic_fetch_sub_explicit(&ref->refs, 1, memory_order_acq_rel) == 1) {
+        tg_config_free(ref->cfg);
+        free(ref);
+    }
+}
+
+/* Returns a new reference to the current configuration; release it with
+ * tg_cfgref_release. */
+tg_cfgref_t *tg_server_cfg_acquire(tg_server_t *srv)
+{
+    pthread_mutex_lock(&srv->cfg_lock);
+    tg_cfgref_t *ref = srv->cfgref;
+    atomic_fetch_add_explicit(&ref->refs, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&srv->cfg_lock);
+    return ref;
+}
+
+/* Opens the access log named by cfg (NULL: off, "-": stderr). Returns an fd
+ * or -1 (off or failed; a failure is logged). */
+static int access_log_open(const tg_config_t *cfg)
+{
+    if (cfg->access_log == NULL)
+        return -1;
+    if (strcmp(cfg->access_log, "-") == 0)
+        return dup(STDERR_FILENO);
+    int fd = open(cfg->access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        tg_error("access log %s: %s", cfg->access_log, strerror(errno));
+    return fd;
+}
+
+/* Writes whole access-log lines collected by a worker. Lines arrive in
+ * blocks; the lock keeps blocks of different workers apart. */
+void tg_server_access_write(tg_server_t *srv, const uint8_t *p, size_t n)
+{
+    pthread_mutex_lock(&srv->access_lock);
+    int fd = srv->access_fd;
+    while (fd >= 0 && n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            break; /* a full disk must not stop the responder */
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    pthread_mutex_unlock(&srv->access_lock);
+}
+
+/* Creates a listening socket for one address with SO_REUSEPORT, so every
+ * worker has its own accept queue and the kernel spreads connections. */
+static int listen_socket(const tg_config_listen_t *l)
+{
+    int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        tg_error("listen %s: socket: %s", l->text, strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        (l->addr.ss_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)) {
+        tg_error("listen %s: setsockopt: %s", l->text, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (bind(fd, (const struct sockaddr *)&l->addr, l->addr_len) != 0) {
+        tg_error("listen %s: bind: %s", l->text, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int tg_server_new(tg_config_t *cfg, const char *config_path, tg_server_t **out_srv)
+{
+    int rc = TG_ENOMEM;
+    tg_server_t *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL) {
+        tg_config_free(cfg);
+        return TG_ENOMEM;
+    }
+    pthread_mutex_init(&srv->cfg_lock, NULL);
+    pthread_mutex_init(&srv->access_lock, NULL);
+    srv->access_fd = -1;
+    srv->cfgref = cfgref_new(cfg);
+    if (srv->cfgref == NULL) {
+        tg_config_free(cfg);
+        goto fail;
+    }
+    if (config_path != NULL && (srv->config_path = strdup(config_path)) == NULL)
+        goto fail;
+    srv->n_workers = cfg->workers;
+    srv->workers = calloc(srv->n_workers, sizeof(tg_worker_t));
+    if (srv->workers == NULL)
+        goto fail;
+    for (size_t i = 0; i < srv->n_workers; i++) {
+        tg_worker_t *w = &srv->workers[i];
+        w->id = (int)i;
+        w->srv = srv;
+        w->n_listeners = cfg->n_listen;
+        for (size_t j = 0; j < TG_CONFIG_MAX_LISTEN; j++)
+            w->listen_fds[j] = -1;
+    }
+    for (size_t i = 0; i < srv->n_workers; i++) {
+        for (size_t j = 0; j < cfg->n_listen; j++) {
+            int fd = listen_socket(&cfg->listen[j]);
+            if (fd < 0) {
+                rc = TG_EIO;
+                goto fail;
+            }
+            srv->workers[i].listen_fds[j] = fd;
+        }
+    }
+    srv->access_fd = access_log_open(cfg);
+    if (cfg->access_log != NULL && srv->access_fd < 0) {
+        rc = TG_EIO;
+        goto fail;
+    }
+    *out_srv = srv;
+    return 0;
+fail:
+    tg_server_free(srv);
+    return rc;
+}
+
+void tg_server_free(tg_server_t *srv)
+{
+    if (srv == NULL)
+        return;
+    for (size_t i = 0; srv->workers != NULL && i < srv->n_workers; i++) {
+        tg_worker_t *w = &srv->workers[i];
+        for (size_t j = 0; j < TG_CONFIG_MAX_LISTEN; j++) {
+            if (w->listen_fds[j] >= 0)
+                close(w->listen_fds[j]);
+        }
+        tg_cfgref_release(w->cfgref);
+        tg_buf_free(&w->access_buf);
+    }
+    free(srv->workers);
+    tg_cfgref_release(srv->cfgref);
+    if (srv->access_fd >= 0)
+        close(srv->access_fd);
+    pthread_mutex_destroy(&srv->cfg_lock);
+    pthread_mutex_destroy(&srv->access_lock);
+    free(srv->config_path);
+    free(srv);
+}
+
+static void wake_all(tg_server_t *srv)
+{
+    for (size_t i = 0; i < srv->n_workers; i++) {
+        if (srv->workers[i].started)
+            tg_worker_wake(&srv->workers[i]);
+    }
+}
+
+static void on_drain_deadline(uv_timer_t *t)
+{
+    tg_server_t *srv = t->data;
+    tg_warn("drain deadline reached; closing remaining connections");
+    atomic_store(&srv->force_close, 1);
+    wake_all(srv);
+}
+
+static void begin_stop(tg_server_t *srv, const char *why)
+{
+    if (srv->stopping)
+        return;
+    srv->stopping = 1;
+    tg_info("%s: draining (no new connections; in-flight answers finish)", why);
+    atomic_store(&srv->stop_requested, 1);
+    wake_all(srv);
+    uv_timer_start(&srv->drain_timer, on_drain_deadline, DRAIN_DEADLINE_MS, 0);
+}
+
+/* Settings that live in sockets and threads cannot change under a running
+ * server; say so instead of silently ignoring them. */
+static void warn_restart_only(const tg_config_t *old, const tg_config_t *neu)
+{
+    int same_listen = old->n_listen == neu->n_listen;
+    for (size_t i = 0; same_listen && i < old->n_listen; i++)
+        same_listen = strcmp(old->listen[i].text, neu->listen[i].text) == 0;
+    if (!same_listen)
+        tg_warn("reload: listen addresses changed; restart to apply");
+    if (old->workers != neu->workers)
+        tg_warn("reload: workers changed (%u -> %u); restart to apply", old->workers, neu->workers);
+}
+
+static void reload(tg_server_t *srv)
+{
+    if (srv->config_path == NULL) {
+        tg_info("reload: running on the built-in default configuration; nothing to re-read");
+        return;
+    }
+    tg_config_t *cfg = NULL;
+    int rc = tg_config_load(srv->config_path, &cfg);
+    if (rc != 0) {
+        tg_error("reload of %s failed (%s); keeping the current configuration", srv->config_path,
+                 tg_strerror(rc));
+        return;
+    }
+    tg_cfgref_t *ref = cfgref_new(cfg);
+    if (ref == NULL) {
+        tg_config_free(cfg);
+        tg_error("reload: out of memory; keeping the current configuration");
+        return;
+    }
+    warn_restart_only(srv->cfgref->cfg, cfg);
+    tg_log_set_level((tg_log_level_t)cfg->log_level);
+
+    /* reopen the access log: this is also how log rotation works */
+    int fd = access_log_open(cfg);
+    pthread_mutex_lock(&srv->access_lock);
+    int old_fd = srv->access_fd;
+    srv->access_fd = fd;
+    pthread_mutex_unlock(&srv->access_lock);
+    if (old_fd >= 0)
+        close(old_fd);
+
+    pthread_mutex_lock(&srv->cfg_lock);
+    tg_cfgref_t *old = srv->cfgref;
+    srv->cfgref = ref;
+    pthread_mutex_unlock(&srv->cfg_lock);
+    tg_cfgref_release(old);
+    wake_all(srv); /* each worker swaps its own reference */
+    tg_info("reloaded %s", srv->config_path);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    tg_server_t *srv = h->data;
+    if (signum == SIGHUP)
+        reload(srv);
+    else
+        begin_stop(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void on_all_exited_check(uv_async_t *a)
+{
+    tg_server_t *srv = a->data;
+    if (atomic_load(&srv->n_exited) < srv->n_workers)
+        return;
+    uv_close((uv_handle_t *)&srv->sig_term, NULL);
+    uv_close((uv_handle_t *)&srv->sig_int, NULL);
+    uv_close((uv_handle_t *)&srv->sig_hup, NULL);
+    uv_close((uv_handle_t *)&srv->drain_timer, NULL);
+    uv_close((uv_handle_t *)&srv->notify, NULL);
+}
+
+static void on_stop_request(uv_async_t *a)
+{
+    tg_server_t *srv = a->data;
+    if (atomic_load(&srv->stop_requested) && !srv->stopping)
+        begin_stop(srv, "stop requested");
+    on_all_exited_check(a);
+}
+
+void tg_server_request_stop(tg_server_t *srv)
+{
+    atomic_store(&srv->stop_requested, 1);
+    uv_async_send(&srv->notify);
+}
+
+int tg_server_run(tg_server_t *srv)
+{
+    int rc = uv_loop_init(&srv->loop);
+    if (rc != 0) {
+        tg_error("uv_loop_init: %s", uv_strerror(rc));
+        return TG_EUV;
+    }
+    srv->loop.data = srv;
+    uv_signal_init(&srv->loop, &srv->sig_term);
+    uv_signal_init(&srv->loop, &srv->sig_int);
+    uv_signal_init(&srv->loop, &srv->sig_hup);
+    uv_timer_init(&srv->loop, &srv->drain_timer);
+    uv_async_init(&srv->loop, &srv->notify, on_stop_request);
+    srv->sig_term.data = srv->sig_int.data = srv->sig_hup.data = srv;
+    srv->drain_timer.data = srv->notify.data = srv;
+    uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+    uv_signal_start(&srv->sig_hup, on_signal, SIGHUP);
+
+    int start_rc = 0;
+    for (size_t i = 0; i < srv->n_workers; i++) {
+        tg_worker_t *w = &srv->workers[i];
+        w->cfgref = tg_server_cfg_acquire(srv);
+        w->cfg = w->cfgref->cfg;
+        start_rc = tg_worker_start(w);
+        if (start_rc != 0) {
+            tg_cfgref_release(w->cfgref);
+            w->cfgref = NULL;
+            /* workers not started count as exited */
+            atomic_fetch_add(&srv->n_exited, srv->n_workers - i);
+            begin_stop(srv, "start-up failed");
+            break;
+        }
+    }
+    if (start_rc == 0) {
+        const tg_config_t *cfg = srv->cfgref->cfg;
+        for (size_t j = 0; j < cfg->n_listen; j++)
+            tg_info("listening on %s with %zu workers", cfg->listen[j].text, srv->n_workers);
+    }
+    on_all_exited_check(&srv->notify); /* all may already be gone */
+    uv_run(&srv->loop, UV_RUN_DEFAULT);
+
+    for (size_t i = 0; i < srv->n_workers; i++) {
+        if (srv->workers[i].started)
+            uv_thread_join(&srv->workers[i].thread);
+    }
+    uv_loop_close(&srv->loop);
+    if (start_rc == 0)
+        tg_info("stopped");
+    return start_rc;
+}

@@ -1,0 +1,186 @@
+#include "responder/responder_internal.h"
+
+#include "common/log.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LISTEN_BACKLOG 4096
+#define ACCESS_FLUSH_BYTES 32768
+
+static void close_wake_if_done(tg_worker_t *w);
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    tg_worker_t *w = listener->data;
+    if (status < 0) {
+        tg_warn("accept: %s", uv_strerror(status));
+        return;
+    }
+    tg_conn_accept(w, listener);
+}
+
+static void flush_access_log(tg_worker_t *w)
+{
+    if (w->access_buf.len == 0)
+        return;
+    tg_server_access_write(w->srv, w->access_buf.data, w->access_buf.len);
+    w->access_buf.len = 0;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    flush_access_log(t->data);
+}
+
+static void stop_listening(tg_worker_t *w)
+{
+    for (size_t i = 0; i < w->n_listeners; i++)
+        uv_close((uv_handle_t *)&w->listeners[i], NULL);
+    w->n_listeners = 0;
+    uv_close((uv_handle_t *)&w->tick, NULL);
+}
+
+/* The server asks for something: a new configuration, a drain, or, past the
+ * drain deadline, closing whatever is left. */
+static void on_wake(uv_async_t *a)
+{
+    tg_worker_t *w = a->data;
+    tg_server_t *srv = w->srv;
+
+    if (!w->stopping) {
+        pthread_mutex_lock(&srv->cfg_lock);
+        tg_cfgref_t *cur = srv->cfgref;
+        pthread_mutex_unlock(&srv->cfg_lock);
+        if (cur != w->cfgref) {
+            tg_cfgref_t *old = w->cfgref;
+            w->cfgref = tg_server_cfg_acquire(srv);
+            w->cfg = w->cfgref->cfg;
+            tg_cfgref_release(old);
+        }
+    }
+
+    if (atomic_load(&srv->stop_requested) && !w->stopping) {
+        w->stopping = 1;
+        stop_listening(w);
+        flush_access_log(w);
+        for (tg_conn_t *c = w->conns, *next; c != NULL; c = next) {
+            next = c->next;
+            tg_conn_drain(c);
+        }
+    }
+    if (atomic_load(&srv->force_close)) {
+        for (tg_conn_t *c = w->conns, *next; c != NULL; c = next) {
+            next = c->next;
+            tg_conn_close(c);
+        }
+    }
+    close_wake_if_done(w);
+}
+
+/* Called when a connection is gone; the loop ends once nothing is left. */
+static void close_wake_if_done(tg_worker_t *w)
+{
+    if (w->stopping && w->conns == NULL && !uv_is_closing((uv_handle_t *)&w->wake))
+        uv_close((uv_handle_t *)&w->wake, NULL);
+}
+
+void tg_worker_conn_gone(tg_worker_t *w)
+{
+    close_wake_if_done(w);
+}
+
+static void worker_main(void *arg)
+{
+    tg_worker_t *w = arg;
+    char tag[16];
+    snprintf(tag, sizeof(tag), "w%d", w->id);
+    tg_log_set_thread_tag(tag);
+
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+
+    flush_access_log(w);
+    int rc = uv_loop_close(&w->loop);
+    if (rc != 0)
+        tg_warn("uv_loop_close: %s", uv_strerror(rc));
+    atomic_fetch_add(&w->srv->n_exited, 1);
+    uv_async_send(&w->srv->notify);
+}
+
+/* Sets up the worker's loop and listeners in the calling thread, so errors
+ * are reported before anything runs, then starts the thread. */
+int tg_worker_start(tg_worker_t *w)
+{
+    int rc = uv_loop_init(&w->loop);
+    if (rc != 0) {
+        tg_error("worker %d: uv_loop_init: %s", w->id, uv_strerror(rc));
+        return TG_EUV;
+    }
+    w->loop.data = w;
+    /* No trust list is loaded yet: sequence 0 on both sides (real lists
+     * start at 1, ETSI TS 119 612 §5.3.3). */
+    w->tl_header_len =
+        (size_t)snprintf(w->tl_header, sizeof(w->tl_header), "Trust-List-Sequence: gd=0, hk=0\r\n");
+    uv_async_init(&w->loop, &w->wake, on_wake);
+    w->wake.data = w;
+    uv_timer_init(&w->loop, &w->tick);
+    w->tick.data = w;
+    uv_timer_start(&w->tick, on_tick, 1000, 1000);
+    uv_unref((uv_handle_t *)&w->tick);
+
+    size_t want = w->n_listeners;
+    w->n_listeners = 0;
+    for (size_t i = 0; i < want; i++) {
+        uv_tcp_t *l = &w->listeners[i];
+        uv_tcp_init(&w->loop, l);
+        w->n_listeners++;
+        l->data = w;
+        rc = uv_tcp_open(l, w->listen_fds[i]);
+        if (rc == 0) {
+            w->listen_fds[i] = -1; /* the handle owns it now */
+            rc = uv_listen((uv_stream_t *)l, LISTEN_BACKLOG, on_connection);
+        }
+        if (rc != 0) {
+            tg_error("worker %d: listen on %s: %s", w->id, w->cfg->listen[i].text, uv_strerror(rc));
+            goto fail;
+        }
+    }
+    rc = uv_thread_create(&w->thread, worker_main, w);
+    if (rc != 0) {
+        tg_error("worker %d: thread: %s", w->id, uv_strerror(rc));
+        goto fail;
+    }
+    w->started = 1;
+    return 0;
+fail:
+    w->stopping = 1;
+    stop_listening(w);
+    uv_close((uv_handle_t *)&w->wake, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    (void)uv_loop_close(&w->loop);
+    return TG_EUV;
+}
+
+void tg_worker_wake(tg_worker_t *w)
+{
+    uv_async_send(&w->wake);
+}
+
+const char *tg_worker_date(tg_worker_t *w)
+{
+    time_t now = time(NULL);
+    if ((uint64_t)now != w->date_sec) {
+        w->date_sec = (uint64_t)now;
+        tg_http_date(now, w->date);
+    }
+    return w->date;
+}
+
+void tg_worker_access_log(tg_worker_t *w, tg_buf_t *line)
+{
+    if (tg_buf_append(&w->access_buf, line->data, line->len) != 0)
+        return; /* dropping a log line is better than failing a request */
+    if (w->access_buf.len >= ACCESS_FLUSH_BYTES)
+        flush_access_log(w);
+}
