@@ -41,7 +41,8 @@ void tg_log_set_thread_tag(const char *tag)
     snprintf(thread_tag, sizeof(thread_tag), "%s", tag);
 }
 
-static void log_write(tg_log_level_t level, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void log_write(tg_log_level_t level, const char *fmt,
+                                                            va_list ap)
 {
     char line[2048];
     struct timespec ts;

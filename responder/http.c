@@ -152,9 +152,12 @@ static int is_base64_path_char(uint8_t ch)
            ch == '+' || ch == '/' || ch == '=' || ch == '%' || ch == '-' || ch == '_';
 }
 
+/* A DER OCSPRequest starts with a SEQUENCE tag (0x30), so its base64 starts
+ * with 'M'; requiring that keeps ordinary unknown paths ("/nope") 404s
+ * instead of malformed OCSP requests. */
 static int looks_like_base64(tg_slice_t s)
 {
-    if (s.n == 0)
+    if (s.n == 0 || s.p[0] != 'M')
         return 0;
     for (size_t i = 0; i < s.n; i++) {
         if (!is_base64_path_char(s.p[i]))
