@@ -19,9 +19,19 @@
  * Rejects anything else, including bad escapes, characters after padding and
  * impossible lengths.
  *
+ * Precisely: after percent-decoding (once; "%25" is a '%', which is then
+ * refused), A-Z a-z 0-9 are base64, '+' '-' ' ' are 62, '/' '_' are 63, CR
+ * and LF are skipped, and '=' may only end the input, at most as many as
+ * the last quantum lacks ("QQ==", "QQ=", "QUI="; "QUJD=" and "QQ===" are
+ * refused). A last quantum of one character, an empty result, a '%' not
+ * followed by two hex digits, and every other byte are TG_EMALFORMED.
+ * Leftover non-zero bits in the last character are accepted.
+ *
  * Writes at most out_cap bytes to out and sets *out_len. Returns 0,
  * TG_EMALFORMED for undecodable input, or TG_ETOOBIG when the decoded bytes
- * would not fit out_cap. Pure function; no allocation, no logging. */
+ * would not fit out_cap (checked as it goes: input that is both too long
+ * and bad later on gets TG_ETOOBIG). On failure *out_len is 0 and out may
+ * hold partial output. Pure function; no allocation, no logging. */
 TG_WUR int tg_getpath_decode(const char *path, size_t path_len, uint8_t *out, size_t out_cap,
                              size_t *out_len);
 

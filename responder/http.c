@@ -283,10 +283,13 @@ void tg_http_handle(tg_conn_t *c)
             method_not_allowed(c, TG_EP_OCSP_POST, "GET, HEAD, POST");
         return;
     }
-    tg_slice_t b64 = starts_with(path, "/ocsp/") ? TG_SLICE(path.p + 6, path.n - 6)
-                     : path.n > 0                ? TG_SLICE(path.p + 1, path.n - 1)
-                                                 : path;
-    if (path.n > 0 && path.p[0] == '/' && looks_like_base64(b64)) {
+    /* Under /ocsp/ everything is an OCSP request (undecodable ones are
+     * malformedRequest); at the root only what looks like one. */
+    int under_ocsp = starts_with(path, "/ocsp/");
+    tg_slice_t b64 = under_ocsp   ? TG_SLICE(path.p + 6, path.n - 6)
+                     : path.n > 0 ? TG_SLICE(path.p + 1, path.n - 1)
+                                  : path;
+    if (under_ocsp || (path.n > 0 && path.p[0] == '/' && looks_like_base64(b64))) {
         if (is_get)
             serve_ocsp_get(c, b64);
         else

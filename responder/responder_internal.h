@@ -146,7 +146,9 @@ struct tg_worker {
     tg_server_t *srv;
     uv_thread_t thread;
     uv_loop_t loop;
-    uv_async_t wake; /* stop / reload / force, flags below */
+    uv_async_t wake;           /* stop / reload / force, flags below */
+    pthread_mutex_t wake_lock; /* wake_closed: no uv_async_send after close */
+    int wake_closed;
     uv_timer_t tick; /* 1 s: access-log flush */
     uv_tcp_t listeners[TG_CONFIG_MAX_LISTEN];
     int listen_fds[TG_CONFIG_MAX_LISTEN];
@@ -191,16 +193,27 @@ struct tg_server {
     _Atomic uint64_t conns_total; /* open connections, all workers */
     int stopping;
 
+    uv_pipe_t admin; /* admin socket (admin.c) */
+    int admin_fd;    /* bound by tg_server_new; -1 once the handle owns it */
+    int admin_open;
+    char *admin_path;
+
     pthread_mutex_t access_lock;
     int access_fd; /* -1 when the access log is off */
 
-    uint64_t start_time;
+    uint64_t start_ms; /* uv_now of the main loop at start */
 };
 
 /* server.c */
+TG_WUR int tg_server_reload(tg_server_t *srv);
 tg_cfgref_t *tg_server_cfg_acquire(tg_server_t *srv);
 void tg_cfgref_release(tg_cfgref_t *ref);
 void tg_server_access_write(tg_server_t *srv, const uint8_t *p, size_t n);
+
+/* admin.c: tg_admin_listen returns a bound, listening fd or -1 (logged) */
+int tg_admin_listen(const char *path);
+TG_WUR int tg_admin_start(tg_server_t *srv);
+void tg_admin_stop(tg_server_t *srv);
 
 /* worker.c */
 TG_WUR int tg_worker_start(tg_worker_t *w);

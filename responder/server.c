@@ -116,6 +116,7 @@ int tg_server_new(tg_config_t *cfg, const char *config_path, tg_server_t **out_s
     pthread_mutex_init(&srv->cfg_lock, NULL);
     pthread_mutex_init(&srv->access_lock, NULL);
     srv->access_fd = -1;
+    srv->admin_fd = -1;
     srv->cfgref = cfgref_new(cfg);
     if (srv->cfgref == NULL) {
         tg_config_free(cfg);
@@ -132,6 +133,7 @@ int tg_server_new(tg_config_t *cfg, const char *config_path, tg_server_t **out_s
         w->id = (int)i;
         w->srv = srv;
         w->n_listeners = cfg->n_listen;
+        pthread_mutex_init(&w->wake_lock, NULL);
         for (size_t j = 0; j < TG_CONFIG_MAX_LISTEN; j++)
             w->listen_fds[j] = -1;
     }
@@ -143,6 +145,17 @@ int tg_server_new(tg_config_t *cfg, const char *config_path, tg_server_t **out_s
                 goto fail;
             }
             srv->workers[i].listen_fds[j] = fd;
+        }
+    }
+    if (cfg->admin_socket != NULL) {
+        if ((srv->admin_path = strdup(cfg->admin_socket)) == NULL)
+            goto fail;
+        srv->admin_fd = tg_admin_listen(cfg->admin_socket);
+        if (srv->admin_fd < 0) {
+            free(srv->admin_path);
+            srv->admin_path = NULL; /* not ours to unlink */
+            rc = TG_EIO;
+            goto fail;
         }
     }
     srv->access_fd = access_log_open(cfg);
@@ -169,11 +182,17 @@ void tg_server_free(tg_server_t *srv)
         }
         tg_cfgref_release(w->cfgref);
         tg_buf_free(&w->access_buf);
+        pthread_mutex_destroy(&w->wake_lock);
     }
     free(srv->workers);
     tg_cfgref_release(srv->cfgref);
     if (srv->access_fd >= 0)
         close(srv->access_fd);
+    if (srv->admin_fd >= 0)
+        close(srv->admin_fd);
+    if (srv->admin_path != NULL)
+        unlink(srv->admin_path);
+    free(srv->admin_path);
     pthread_mutex_destroy(&srv->cfg_lock);
     pthread_mutex_destroy(&srv->access_lock);
     free(srv->config_path);
@@ -220,24 +239,26 @@ static void warn_restart_only(const tg_config_t *old, const tg_config_t *neu)
         tg_warn("reload: workers changed (%u -> %u); restart to apply", old->workers, neu->workers);
 }
 
-static void reload(tg_server_t *srv)
+/* Re-reads the configuration file and hands the new one to the workers.
+ * Returns 0, or the error after logging it (the current one stays). */
+int tg_server_reload(tg_server_t *srv)
 {
     if (srv->config_path == NULL) {
         tg_info("reload: running on the built-in default configuration; nothing to re-read");
-        return;
+        return 0;
     }
     tg_config_t *cfg = NULL;
     int rc = tg_config_load(srv->config_path, &cfg);
     if (rc != 0) {
         tg_error("reload of %s failed (%s); keeping the current configuration", srv->config_path,
                  tg_strerror(rc));
-        return;
+        return rc;
     }
     tg_cfgref_t *ref = cfgref_new(cfg);
     if (ref == NULL) {
         tg_config_free(cfg);
         tg_error("reload: out of memory; keeping the current configuration");
-        return;
+        return TG_ENOMEM;
     }
     warn_restart_only(srv->cfgref->cfg, cfg);
     tg_log_set_level((tg_log_level_t)cfg->log_level);
@@ -258,15 +279,18 @@ static void reload(tg_server_t *srv)
     tg_cfgref_release(old);
     wake_all(srv); /* each worker swaps its own reference */
     tg_info("reloaded %s", srv->config_path);
+    return 0;
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
     tg_server_t *srv = h->data;
-    if (signum == SIGHUP)
-        reload(srv);
-    else
+    if (signum != SIGHUP) {
         begin_stop(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+        return;
+    }
+    if (tg_server_reload(srv) != 0)
+        tg_warn("SIGHUP: reload refused; still serving the previous configuration");
 }
 
 static void on_all_exited_check(uv_async_t *a)
@@ -279,6 +303,7 @@ static void on_all_exited_check(uv_async_t *a)
     uv_close((uv_handle_t *)&srv->sig_hup, NULL);
     uv_close((uv_handle_t *)&srv->drain_timer, NULL);
     uv_close((uv_handle_t *)&srv->notify, NULL);
+    tg_admin_stop(srv);
 }
 
 static void on_stop_request(uv_async_t *a)
@@ -313,21 +338,26 @@ int tg_server_run(tg_server_t *srv)
     uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
     uv_signal_start(&srv->sig_int, on_signal, SIGINT);
     uv_signal_start(&srv->sig_hup, on_signal, SIGHUP);
+    srv->start_ms = uv_now(&srv->loop);
 
-    int start_rc = 0;
-    for (size_t i = 0; i < srv->n_workers; i++) {
-        tg_worker_t *w = &srv->workers[i];
+    int start_rc = srv->admin_fd >= 0 ? tg_admin_start(srv) : 0;
+    size_t started = 0;
+    while (start_rc == 0 && started < srv->n_workers) {
+        tg_worker_t *w = &srv->workers[started];
         w->cfgref = tg_server_cfg_acquire(srv);
         w->cfg = w->cfgref->cfg;
         start_rc = tg_worker_start(w);
         if (start_rc != 0) {
             tg_cfgref_release(w->cfgref);
             w->cfgref = NULL;
-            /* workers not started count as exited */
-            atomic_fetch_add(&srv->n_exited, srv->n_workers - i);
-            begin_stop(srv, "start-up failed");
             break;
         }
+        started++;
+    }
+    if (start_rc != 0) {
+        /* workers that never started count as exited */
+        atomic_fetch_add(&srv->n_exited, srv->n_workers - started);
+        begin_stop(srv, "start-up failed");
     }
     if (start_rc == 0) {
         const tg_config_t *cfg = srv->cfgref->cfg;

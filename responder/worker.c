@@ -82,8 +82,12 @@ static void on_wake(uv_async_t *a)
 /* Called when a connection is gone; the loop ends once nothing is left. */
 static void close_wake_if_done(tg_worker_t *w)
 {
-    if (w->stopping && w->conns == NULL && !uv_is_closing((uv_handle_t *)&w->wake))
-        uv_close((uv_handle_t *)&w->wake, NULL);
+    if (!w->stopping || w->conns != NULL || w->wake_closed)
+        return;
+    pthread_mutex_lock(&w->wake_lock);
+    w->wake_closed = 1;
+    pthread_mutex_unlock(&w->wake_lock);
+    uv_close((uv_handle_t *)&w->wake, NULL);
 }
 
 void tg_worker_conn_gone(tg_worker_t *w)
@@ -156,6 +160,7 @@ int tg_worker_start(tg_worker_t *w)
 fail:
     w->stopping = 1;
     stop_listening(w);
+    w->wake_closed = 1;
     uv_close((uv_handle_t *)&w->wake, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     (void)uv_loop_close(&w->loop);
@@ -164,7 +169,12 @@ fail:
 
 void tg_worker_wake(tg_worker_t *w)
 {
-    uv_async_send(&w->wake);
+    /* the worker may be closing its loop: an async send to a closed handle
+     * would abort */
+    pthread_mutex_lock(&w->wake_lock);
+    if (!w->wake_closed)
+        uv_async_send(&w->wake);
+    pthread_mutex_unlock(&w->wake_lock);
 }
 
 const char *tg_worker_date(tg_worker_t *w)

@@ -1,0 +1,229 @@
+/* The admin socket (SPEC §3, §6): a unix stream socket, mode 0600, on the
+ * main loop. A client sends one command line and gets one answer, then the
+ * connection closes:
+ *
+ *   status  -> one line of JSON
+ *   reload  -> "ok" or "error: reason" (re-reads the configuration, as SIGHUP)
+ */
+#include "responder/responder_internal.h"
+
+#include "common/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define ADMIN_MAX_LINE 256
+
+typedef struct {
+    uv_pipe_t pipe;
+    uv_write_t wreq;
+    tg_server_t *srv;
+    char line[ADMIN_MAX_LINE];
+    size_t len;
+    tg_buf_t out;
+    int answered;
+} admin_client_t;
+
+/* A socket file left by a process that died is removed; one that answers
+ * belongs to a running trustgate, and starting a second one is an error. */
+static int remove_stale(const char *path, const struct sockaddr_un *sa)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : -1;
+    if (!S_ISSOCK(st.st_mode)) {
+        tg_error("admin socket %s: exists and is not a socket", path);
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int rc = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+    int err = errno;
+    close(fd);
+    if (rc == 0) {
+        tg_error("admin socket %s: another process is listening on it", path);
+        return -1;
+    }
+    if (err != ECONNREFUSED) {
+        tg_error("admin socket %s: %s", path, strerror(err));
+        return -1;
+    }
+    if (unlink(path) != 0) {
+        tg_error("admin socket %s: cannot remove stale socket: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int tg_admin_listen(const char *path)
+{
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        tg_error("admin socket %s: path longer than %zu bytes", path, sizeof(sa.sun_path) - 1);
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    if (remove_stale(path, &sa) != 0)
+        return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        tg_error("admin socket %s: socket: %s", path, strerror(errno));
+        return -1;
+    }
+    /* created 0600 from the start: no window in which others may connect.
+     * Called before any thread exists, so the umask change is not racy. */
+    mode_t old = umask(0177);
+    int rc = bind(fd, (const struct sockaddr *)&sa, sizeof(sa));
+    int err = errno;
+    umask(old);
+    if (rc != 0 || listen(fd, 16) != 0) {
+        tg_error("admin socket %s: %s", path, strerror(rc != 0 ? err : errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void client_closed(uv_handle_t *h)
+{
+    admin_client_t *c = h->data;
+    tg_buf_free(&c->out);
+    free(c);
+}
+
+static void client_written(uv_write_t *req, int status)
+{
+    (void)status; /* the client may be gone; nothing to retry */
+    admin_client_t *c = req->data;
+    uv_close((uv_handle_t *)&c->pipe, client_closed);
+}
+
+static void status_json(tg_server_t *srv, tg_buf_t *out)
+{
+    const tg_config_t *cfg = srv->cfgref->cfg;
+    int rc =
+        tg_buf_printf(out,
+                      "{\"version\":\"%s\",\"uptime_s\":%llu,\"workers\":%zu,"
+                      "\"connections\":%llu,\"config\":\"%s\",\"stopping\":%s,"
+                      "\"trustlists\":{\"gd\":{\"sequence\":0,\"loaded\":false},"
+                      "\"hk\":{\"sequence\":0,\"loaded\":false}},"
+                      "\"trustlists_configured\":%zu}\n",
+                      TG_VERSION, (unsigned long long)((uv_now(&srv->loop) - srv->start_ms) / 1000),
+                      srv->n_workers, (unsigned long long)atomic_load(&srv->conns_total),
+                      srv->config_path ? srv->config_path : "(built-in default)",
+                      srv->stopping ? "true" : "false", cfg->n_trustlists);
+    if (rc != 0)
+        out->len = 0;
+}
+
+static void answer(admin_client_t *c)
+{
+    tg_server_t *srv = c->srv;
+    c->answered = 1;
+    size_t n = c->len;
+    while (n > 0 && (c->line[n - 1] == '\r' || c->line[n - 1] == ' '))
+        n--;
+    tg_slice_t cmd = TG_SLICE(c->line, n);
+    int rc = 0;
+    if (tg_slice_eq_str(cmd, "status")) {
+        status_json(srv, &c->out);
+    } else if (tg_slice_eq_str(cmd, "reload")) {
+        tg_info("admin: reload requested");
+        rc = tg_server_reload(srv);
+        rc =
+            tg_buf_printf(&c->out, rc == 0 ? "ok\n" : "error: %s (see the log)\n", tg_strerror(rc));
+    } else {
+        rc = tg_buf_append_str(&c->out, "error: unknown command (try: status, reload)\n");
+    }
+    if (rc != 0 || c->out.len == 0) {
+        uv_close((uv_handle_t *)&c->pipe, client_closed);
+        return;
+    }
+    uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+    c->wreq.data = c;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &b, 1, client_written) != 0)
+        uv_close((uv_handle_t *)&c->pipe, client_closed);
+}
+
+static void client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    admin_client_t *c = h->data;
+    buf->base = c->line + c->len;
+    buf->len = sizeof(c->line) - c->len;
+}
+
+static void client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    admin_client_t *c = s->data;
+    if (nread < 0) {
+        uv_read_stop(s);
+        if (nread == UV_EOF && !c->answered && c->len > 0)
+            answer(c); /* a command without a newline, then EOF */
+        else if (!c->answered)
+            uv_close((uv_handle_t *)&c->pipe, client_closed);
+        return;
+    }
+    c->len += (size_t)nread;
+    char *nl = memchr(c->line, '\n', c->len);
+    if (nl != NULL) {
+        c->len = (size_t)(nl - c->line);
+        uv_read_stop(s);
+        answer(c);
+    } else if (c->len == sizeof(c->line)) {
+        uv_read_stop(s);
+        uv_close((uv_handle_t *)&c->pipe, client_closed);
+    }
+}
+
+static void on_admin_connection(uv_stream_t *server, int status)
+{
+    tg_server_t *srv = server->data;
+    if (status < 0)
+        return;
+    admin_client_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return;
+    c->srv = srv;
+    uv_pipe_init(&srv->loop, &c->pipe, 0);
+    c->pipe.data = c;
+    if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 ||
+        uv_read_start((uv_stream_t *)&c->pipe, client_alloc, client_read) != 0)
+        uv_close((uv_handle_t *)&c->pipe, client_closed);
+}
+
+int tg_admin_start(tg_server_t *srv)
+{
+    uv_pipe_init(&srv->loop, &srv->admin, 0);
+    srv->admin.data = srv;
+    srv->admin_open = 1;
+    int rc = uv_pipe_open(&srv->admin, srv->admin_fd);
+    if (rc == 0) {
+        srv->admin_fd = -1; /* the handle owns it */
+        rc = uv_listen((uv_stream_t *)&srv->admin, 16, on_admin_connection);
+    }
+    if (rc != 0) {
+        tg_error("admin socket: %s", uv_strerror(rc));
+        return TG_EUV;
+    }
+    return 0;
+}
+
+void tg_admin_stop(tg_server_t *srv)
+{
+    if (!srv->admin_open)
+        return;
+    srv->admin_open = 0;
+    uv_close((uv_handle_t *)&srv->admin, NULL);
+    if (srv->admin_path != NULL)
+        unlink(srv->admin_path);
+}
