@@ -87,6 +87,10 @@ static void on_timer(uv_timer_t *t)
         TG_INC(c->w->metrics.timeouts_idle);
         tg_conn_close(c);
         break;
+    case TG_CONN_WAITING:
+        /* the deferred work has its own bound; keep the connection */
+        conn_set_deadline(c, c->w->cfg->header_timeout_ms);
+        break;
     case TG_CONN_LINGER: tg_conn_close(c); break;
     case TG_CONN_CLOSING: break;
     }
@@ -94,10 +98,9 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- closing ----------------------------------------------------------- */
 
-static void on_close(uv_handle_t *h)
+static void conn_unref(tg_conn_t *c)
 {
-    tg_conn_t *c = h->data;
-    if (--c->open_handles > 0)
+    if (--c->refs > 0)
         return;
     tg_worker_t *w = c->w;
     atomic_fetch_sub_explicit(&w->srv->conns_total, 1, memory_order_relaxed);
@@ -107,8 +110,14 @@ static void on_close(uv_handle_t *h)
     tg_buf_free(&c->if_modified_since);
     tg_buf_free(&c->out);
     tg_buf_free(&c->wbuf);
+    tg_buf_free(&c->pending_in);
     free(c);
     tg_worker_conn_gone(w);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    conn_unref(h->data);
 }
 
 void tg_conn_close(tg_conn_t *c)
@@ -157,6 +166,19 @@ static void read_start(tg_conn_t *c)
         tg_conn_close(c);
 }
 
+/* Reads while a request can be taken: not when an answer is pending, the
+ * connection ends after its writes, or a slow reader has too much queued. */
+static void update_reading(tg_conn_t *c)
+{
+    if (c->state == TG_CONN_CLOSING || c->state == TG_CONN_LINGER)
+        return;
+    if (c->state == TG_CONN_WAITING || c->close_after_write ||
+        c->out.len + c->wbuf.len > OUT_HIGH_WATER)
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    else
+        read_start(c);
+}
+
 /* Everything queued has been written. */
 static void writes_done(tg_conn_t *c)
 {
@@ -184,10 +206,7 @@ static void writes_done(tg_conn_t *c)
         tg_buf_free(&c->out);
     if (c->wbuf.cap > IDLE_KEEP_BYTES)
         tg_buf_free(&c->wbuf);
-    if (c->read_paused) {
-        c->read_paused = 0;
-        read_start(c);
-    }
+    update_reading(c);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -248,28 +267,23 @@ static void fail_request(tg_conn_t *c, tg_http_code_t code, const char *msg)
     tg_http_respond(c, TG_EP_OTHER, code, "text/plain", NULL, TG_SLICE(msg, strlen(msg)));
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* Parses bytes; answers are appended to `out` as requests complete. When a
+ * request's answer is deferred, the bytes after it are kept in pending_in. */
+static void feed(tg_conn_t *c, const char *data, size_t len)
 {
-    tg_conn_t *c = s->data;
-    if (nread == 0 || c->state == TG_CONN_CLOSING)
-        return;
-    if (nread < 0) {
-        /* EOF after complete requests: still deliver their answers */
-        if (nread == UV_EOF && c->state != TG_CONN_LINGER && (c->writing || c->out.len)) {
-            c->close_after_write = 1;
-            uv_read_stop(s);
-            return;
-        }
-        tg_conn_close(c);
-        return;
-    }
-    if (c->state == TG_CONN_LINGER)
-        return; /* discard */
-
-    llhttp_errno_t e = llhttp_execute(&c->parser, buf->base, (size_t)nread);
+    llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
     switch (e) {
-    case HPE_OK:
-    case HPE_PAUSED: /* on_message_complete: no keep-alive, stop here */ break;
+    case HPE_OK: break;
+    case HPE_PAUSED:
+        /* on_message_complete paused: the answer is deferred, or the
+         * connection ends after this request */
+        if (c->state == TG_CONN_WAITING && !c->close_after_write) {
+            const char *pos = llhttp_get_error_pos(&c->parser);
+            size_t used = pos != NULL ? (size_t)(pos - data) : len;
+            if (tg_buf_append(&c->pending_in, data + used, len - used) != 0)
+                c->close_after_write = 1;
+        }
+        break;
     case HPE_USER: /* a callback queued its own error answer */ break;
     case HPE_PAUSED_UPGRADE: /* answered; no protocol switch offered */
         c->close_after_write = 1;
@@ -279,10 +293,59 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         fail_request(c, TG_HTTP_400, "bad request\n");
         break;
     }
-    if (c->close_after_write || c->out.len + c->wbuf.len > OUT_HIGH_WATER) {
-        uv_read_stop(s);
-        c->read_paused = !c->close_after_write;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    tg_conn_t *c = s->data;
+    if (nread == 0 || c->state == TG_CONN_CLOSING)
+        return;
+    if (nread < 0) {
+        /* EOF after complete requests: still deliver their answers */
+        if (nread == UV_EOF && c->state != TG_CONN_LINGER &&
+            (c->writing || c->out.len || c->state == TG_CONN_WAITING)) {
+            c->close_after_write = 1;
+            uv_read_stop(s);
+            return;
+        }
+        tg_conn_close(c);
+        return;
     }
+    if (c->state == TG_CONN_LINGER)
+        return; /* discard */
+    feed(c, buf->base, (size_t)nread);
+    update_reading(c);
+    conn_flush(c);
+}
+
+void tg_conn_async_begin(tg_conn_t *c)
+{
+    c->state = TG_CONN_WAITING;
+    c->refs++;
+}
+
+int tg_conn_is_closing(const tg_conn_t *c)
+{
+    return c->state == TG_CONN_CLOSING;
+}
+
+void tg_conn_async_end(tg_conn_t *c)
+{
+    if (c->state == TG_CONN_CLOSING) {
+        conn_unref(c);
+        return;
+    }
+    c->refs--;
+    c->state = TG_CONN_IDLE;
+    conn_set_deadline(c, c->w->cfg->idle_timeout_ms);
+    llhttp_resume(&c->parser);
+    if (c->pending_in.len > 0 && !c->close_after_write) {
+        tg_buf_t in = c->pending_in;
+        tg_buf_init(&c->pending_in);
+        feed(c, (const char *)in.data, in.len);
+        tg_buf_free(&in);
+    }
+    update_reading(c);
     conn_flush(c);
 }
 
@@ -424,6 +487,8 @@ static int on_message_complete(llhttp_t *p)
     if (!llhttp_should_keep_alive(p) || c->draining)
         c->close_after_write = 1;
     tg_http_handle(c);
+    if (c->state == TG_CONN_WAITING)
+        return HPE_PAUSED; /* tg_conn_async_end resumes */
     c->state = TG_CONN_IDLE;
     conn_set_deadline(c, c->w->cfg->idle_timeout_ms);
     if (c->url.cap > IDLE_KEEP_BYTES)
@@ -460,7 +525,7 @@ void tg_conn_accept(tg_worker_t *w, uv_stream_t *listener)
     uv_tcp_init(&w->loop, &c->tcp);
     uv_timer_init(&w->loop, &c->timer);
     c->tcp.data = c->timer.data = c;
-    c->open_handles = 2;
+    c->refs = 2;
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;
@@ -495,6 +560,6 @@ void tg_conn_drain(tg_conn_t *c)
     c->draining = 1;
     if (c->state == TG_CONN_IDLE && !c->writing && c->out.len == 0)
         tg_conn_close(c);
-    else if (c->state == TG_CONN_IDLE)
+    else if (c->state == TG_CONN_IDLE || c->state == TG_CONN_WAITING)
         c->close_after_write = 1;
 }

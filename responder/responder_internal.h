@@ -84,6 +84,7 @@ typedef struct {
 typedef enum {
     TG_CONN_IDLE = 0, /* between requests (or before the first byte) */
     TG_CONN_REQUEST,  /* a request is being received */
+    TG_CONN_WAITING,  /* its answer is being computed off the loop; parsing paused */
     TG_CONN_LINGER,   /* answered and half-closed; discarding input */
     TG_CONN_CLOSING,  /* uv_close called; waiting for the close callbacks */
 } tg_conn_state_t;
@@ -108,7 +109,7 @@ struct tg_conn {
     tg_worker_t *w;
     tg_conn_t *prev, *next; /* worker's list of live connections */
     tg_conn_state_t state;
-    int open_handles;
+    int refs; /* open handles + asynchronous work in flight; freed at 0 */
 
     /* lazy deadline: the timer is re-armed only when a deadline moves
      * earlier than the time it is set for (see conn_set_deadline) */
@@ -131,8 +132,8 @@ struct tg_conn {
      * its order); `wbuf` is the one write in flight */
     tg_buf_t out;
     tg_buf_t wbuf;
+    tg_buf_t pending_in; /* bytes after a request whose answer is pending */
     int writing;
-    int read_paused;
     int close_after_write;
     int draining; /* server is stopping: answer what is in flight, then close */
 
@@ -225,6 +226,16 @@ void tg_worker_access_log(tg_worker_t *w, tg_buf_t *line);
 /* conn.c */
 void tg_conn_accept(tg_worker_t *w, uv_stream_t *listener);
 void tg_conn_drain(tg_conn_t *c);
+/* Marks the request being completed as answered later: parsing pauses (later
+ * pipelined requests wait, so answers keep their order) and the connection
+ * stays allocated until tg_conn_async_end. Call from the request handler. */
+void tg_conn_async_begin(tg_conn_t *c);
+/* Called on the connection's loop once the deferred answer has been queued
+ * with tg_http_respond (or not, if the connection closed meanwhile): resumes
+ * parsing and reading. The connection may be freed by this call. */
+void tg_conn_async_end(tg_conn_t *c);
+/* Returns 1 when the connection is closing (a deferred answer is moot). */
+int tg_conn_is_closing(const tg_conn_t *c);
 void tg_conn_close(tg_conn_t *c);
 
 /* http.c: answers one complete request into c->out */

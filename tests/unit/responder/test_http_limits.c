@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 static tg_server_t *srv;
+static char tmpdir[64];
 static pthread_t srv_thread;
 static int port;
 
@@ -47,11 +48,14 @@ static void start_server(const char *extra)
     tg_log_set_level(TG_LOG_ERROR);
     cr_assert(tg_ocsp_init() == 0);
     port = free_port();
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/tg-http-limits.XXXXXX");
+    cr_assert(mkdtemp(tmpdir) != NULL);
     char ini[1024];
     snprintf(ini, sizeof(ini),
              "[server]\nlisten = 127.0.0.1:%d\nworkers = 1\nmax_request_bytes = 2048\n"
-             "header_timeout_ms = 300\nidle_timeout_ms = 400\nlog_level = error\n%s",
-             port, extra ? extra : "");
+             "header_timeout_ms = 300\nidle_timeout_ms = 400\nlog_level = error\n"
+             "admin_socket = %s/admin.sock\n%s",
+             port, tmpdir, extra ? extra : "");
     tg_config_t *cfg = NULL;
     cr_assert(tg_config_load_string("/tmp/test-http-limits.ini", ini, &cfg) == 0);
     cr_assert(tg_server_new(cfg, NULL, &srv) == 0);
@@ -64,8 +68,9 @@ static void stop_server(void)
     tg_server_request_stop(srv);
     pthread_join(srv_thread, &rc);
     cr_expect((intptr_t)rc == 0);
-    tg_server_free(srv);
+    tg_server_free(srv); /* removes the admin socket */
     srv = NULL;
+    cr_expect(rmdir(tmpdir) == 0, "%s not empty after the server stopped", tmpdir);
 }
 
 static void setup(void)
