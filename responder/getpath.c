@@ -15,45 +15,37 @@
  * §3.5 lets decoders do so). */
 #include "responder/getpath.h"
 
+/* Classes of a (percent-decoded) byte besides the 6-bit values 0..63. */
 enum {
     B64_PAD = 64,  /* '=' */
     B64_SKIP = 65, /* CR, LF */
-    B64_BAD = 66,
+    B64_PCT = 66,  /* '%': an escape follows (only before decoding) */
 };
 
-/* Maps one (already percent-decoded) character to its 6-bit value or one of
- * the B64_* classes. Unsigned wrap-around makes each range test one compare. */
-static inline unsigned b64_value(unsigned c)
-{
-    if (c - 'A' < 26u)
-        return c - 'A';
-    if (c - 'a' < 26u)
-        return c - 'a' + 26;
-    if (c - '0' < 10u)
-        return c - '0' + 52;
-    switch (c) {
-    case '+':
-    case '-':
-    case ' ': return 62;
-    case '/':
-    case '_': return 63;
-    case '=': return B64_PAD;
-    case '\r':
-    case '\n': return B64_SKIP;
-    default: return B64_BAD;
-    }
-}
+/* One lookup per input byte. Entries hold value + 1, so that every byte not
+ * listed is 0, which the - 1 turns into a value above every class: bad. */
+#define D2(c, v) [(c)] = (v), [(c) + 1] = (v) + 1
+#define D4(c, v) D2(c, v), D2((c) + 2, (v) + 2)
+#define D8(c, v) D4(c, v), D4((c) + 4, (v) + 4)
+#define D16(c, v) D8(c, v), D8((c) + 8, (v) + 8)
+static const uint8_t b64_class[256] = {
+    D16('A', 0 + 1),     D8('Q', 16 + 1),       D2('Y', 24 + 1), /* A-Z: 0..25 */
+    D16('a', 26 + 1),    D8('q', 42 + 1),       D2('y', 50 + 1), /* a-z: 26..51 */
+    D8('0', 52 + 1),     D2('8', 60 + 1),                        /* 0-9: 52..61 */
+    ['+'] = 62 + 1,      ['-'] = 62 + 1,        [' '] = 62 + 1,  /* ' ': mangled '+' */
+    ['/'] = 63 + 1,      ['_'] = 63 + 1,                         /* '-', '_': base64url */
+    ['='] = B64_PAD + 1, ['\r'] = B64_SKIP + 1, ['\n'] = B64_SKIP + 1, ['%'] = B64_PCT + 1,
+};
 
-/* Returns the value of one hex digit (either case), or 16 for anything else. */
-static inline unsigned hex_value(unsigned c)
-{
-    if (c - '0' < 10u)
-        return c - '0';
-    c |= 0x20; /* ASCII lower case; maps no non-letter onto 'a'..'f' */
-    if (c - 'a' < 6u)
-        return c - 'a' + 10;
-    return 16;
-}
+/* Hex digit value + 1 (either case); 0 for anything else. */
+static const uint8_t hex_value[256] = {
+    D8('0', 0 + 1),  D2('8', 8 + 1),  D4('A', 10 + 1),
+    D2('E', 14 + 1), D4('a', 10 + 1), D2('e', 14 + 1),
+};
+#undef D2
+#undef D4
+#undef D8
+#undef D16
 
 int tg_getpath_decode(const char *path, size_t path_len, uint8_t *out, size_t out_cap,
                       size_t *out_len)
@@ -65,18 +57,19 @@ int tg_getpath_decode(const char *path, size_t path_len, uint8_t *out, size_t ou
 
     *out_len = 0;
     for (size_t i = 0; i < path_len; i++) {
-        unsigned c = (unsigned char)path[i];
-        if (c == '%') {
+        unsigned v = b64_class[(unsigned char)path[i]] - 1u;
+        if (v == B64_PCT) {
             if (path_len - i < 3)
                 return TG_EMALFORMED; /* truncated escape */
-            unsigned hi = hex_value((unsigned char)path[i + 1]);
-            unsigned lo = hex_value((unsigned char)path[i + 2]);
+            unsigned hi = hex_value[(unsigned char)path[i + 1]] - 1u;
+            unsigned lo = hex_value[(unsigned char)path[i + 2]] - 1u;
             if (hi > 15 || lo > 15)
                 return TG_EMALFORMED;
-            c = hi << 4 | lo;
             i += 2;
+            v = b64_class[hi << 4 | lo] - 1u;
+            if (v == B64_PCT)
+                return TG_EMALFORMED; /* "%25": decoded once, '%' is no base64 */
         }
-        unsigned v = b64_value(c);
         if (v < 64) {
             if (pads)
                 return TG_EMALFORMED; /* data after padding */
