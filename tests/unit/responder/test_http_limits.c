@@ -80,7 +80,8 @@ static void setup(void)
 
 static int connect_server(void)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     for (int i = 0; i < 200; i++) {
         int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -333,8 +334,8 @@ static void setup_two_conns(void)
     start_server("max_connections = 2\n");
 }
 
-Test(http_limits_maxconn, third_connection_is_refused, .init = setup_two_conns,
-     .fini = stop_server, .timeout = 20)
+Test(http_limits_maxconn, third_connection_is_refused, .init = setup_two_conns, .fini = stop_server,
+     .timeout = 20)
 {
     int a = connect_server(), b = connect_server();
     const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
