@@ -42,6 +42,7 @@ cat >"$work/tg.ini" <<INI
 listen = 127.0.0.1:$tg_port
 workers = $WORKERS
 log_level = warn
+admin_socket = admin.sock
 [cache]
 path = cache
 INI
@@ -50,8 +51,17 @@ pids+=($!)
 
 ng_port=$(free_port)
 mkdir -p "$work/www" "$work/ngx"
-curl -s --retry 20 --retry-connrefused --retry-delay 0 -o "$work/www/resp.der" \
-    "http://127.0.0.1:$tg_port/ocsp/$b64"
+# wait_up URL OUT: polls for up to 5 s; fails loudly instead of hanging
+wait_up() {
+    for _ in $(seq 50); do
+        curl -sf -o "$2" --max-time 1 "$1" && return 0
+        sleep 0.1
+    done
+    echo "quick-wrk: $1 did not answer; logs in $work" >&2
+    cat "$work"/*.log >&2 || true
+    exit 1
+}
+wait_up "http://127.0.0.1:$tg_port/ocsp/$b64" "$work/www/resp.der"
 cat >"$work/nginx.conf" <<NGX
 worker_processes $WORKERS;
 pid $work/ngx/nginx.pid;
@@ -70,7 +80,7 @@ http {
 NGX
 nginx -c "$work/nginx.conf" &
 pids+=($!)
-curl -s --retry 20 --retry-connrefused --retry-delay 0 -o /dev/null "http://127.0.0.1:$ng_port/resp.der"
+wait_up "http://127.0.0.1:$ng_port/resp.der" /dev/null
 
 rate() { wrk -t1 -c"$CONNS" -d"${SECS}s" "$1" | awk '/Requests\/sec/ {print $2}'; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -10,6 +10,7 @@
 #include "common/log.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -61,6 +62,25 @@ static int remove_stale(const char *path, const struct sockaddr_un *sa)
     return 0;
 }
 
+/* Creates the parent folders of path (mode 0750) when missing, so that the
+ * built-in default ("var/admin.sock") works from any working directory. */
+static int make_parent_dirs(const char *path)
+{
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    snprintf(dir, sizeof(dir), "%s", path);
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+            tg_error("admin socket %s: cannot create %s: %s", path, dir, strerror(errno));
+            return -1;
+        }
+        *p = '/';
+    }
+    return 0;
+}
+
 int tg_admin_listen(const char *path)
 {
     struct sockaddr_un sa;
@@ -71,7 +91,7 @@ int tg_admin_listen(const char *path)
         return -1;
     }
     memcpy(sa.sun_path, path, strlen(path) + 1);
-    if (remove_stale(path, &sa) != 0)
+    if (make_parent_dirs(path) != 0 || remove_stale(path, &sa) != 0)
         return -1;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
