@@ -51,6 +51,7 @@ pids+=($!)
 
 ng_port=$(free_port)
 mkdir -p "$work/www" "$work/ngx"
+chmod 755 "$work" "$work/www" # nginx workers run as an unprivileged user
 # wait_up URL OUT: polls for up to 5 s; fails loudly instead of hanging
 wait_up() {
     for _ in $(seq 50); do
@@ -80,6 +81,7 @@ http {
 NGX
 nginx -c "$work/nginx.conf" &
 pids+=($!)
+chmod 644 "$work/www/resp.der"
 wait_up "http://127.0.0.1:$ng_port/resp.der" /dev/null
 
 rate() { wrk -t1 -c"$CONNS" -d"${SECS}s" "$1" | awk '/Requests\/sec/ {print $2}'; }
