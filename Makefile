@@ -63,6 +63,7 @@ UNIT_SRCS := $(wildcard tests/unit/*/*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN := $(BUILD)/tests/unit
 MALFORMED_BIN := $(BUILD)/tests/malformed
+POLL_BIN := $(BUILD)/tests/ocsp_poll
 FUZZ_SRCS := $(wildcard tests/fuzz/*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz-%)
 
@@ -97,23 +98,27 @@ $(MALFORMED_BIN): $(BUILD)/obj/tests/integration/malformed.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(POLL_BIN): $(BUILD)/obj/tests/integration/ocsp_poll.o
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 deps:
 	@bash scripts/install-deps.sh
 
 # make test: install what is missing, build, run every test.
 test: deps
-	$(MAKE) all $(UNIT_BIN) $(MALFORMED_BIN)
+	$(MAKE) all $(UNIT_BIN) $(MALFORMED_BIN) $(POLL_BIN)
 	$(MAKE) unit integration
 
 unit: $(UNIT_BIN)
 	TG_VECTORS=$(VECTORS) TG_BUILD=$(BUILD) $(UNIT_BIN) --jobs 2
 
-integration: $(BUILD)/trustgate $(MALFORMED_BIN)
-	TG_VECTORS=$(VECTORS) TG_BUILD=$(BUILD) bash tests/integration/run.sh
+integration: $(BUILD)/trustgate $(MALFORMED_BIN) $(POLL_BIN)
+	TG_VECTORS=$(VECTORS) TG_BUILD=$(BUILD) bash tests/integration/all.sh
 
 # The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan: deps
-	$(MAKE) VARIANT=asan all $(UNIT_BIN) $(MALFORMED_BIN)
+	$(MAKE) VARIANT=asan all $(UNIT_BIN) $(MALFORMED_BIN) $(POLL_BIN)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  $(MAKE) VARIANT=asan unit integration
 

@@ -28,6 +28,7 @@ typedef struct {
     size_t len;
     tg_buf_t out;
     int answered;
+    int config_rc;
 } admin_client_t;
 
 /* A socket file left by a process that died is removed; one that answers
@@ -126,22 +127,65 @@ static void client_written(uv_write_t *req, int status)
     uv_close((uv_handle_t *)&c->pipe, client_closed);
 }
 
+/* One line of JSON: process, connections, and each configured list with
+ * the sequence in force (0: none), its issue time and staleness. */
 static void status_json(tg_server_t *srv, tg_buf_t *out)
 {
-    const tg_config_t *cfg = srv->cfgref->cfg;
+    const tg_gen_t *gen = srv->gen;
+    const tg_config_t *cfg = gen->cfgref->cfg;
+    time_t now = time(NULL);
     int rc =
         tg_buf_printf(out,
                       "{\"version\":\"%s\",\"uptime_s\":%llu,\"workers\":%zu,"
                       "\"connections\":%llu,\"config\":\"%s\",\"stopping\":%s,"
-                      "\"trustlists\":{\"gd\":{\"sequence\":0,\"loaded\":false},"
-                      "\"hk\":{\"sequence\":0,\"loaded\":false}},"
-                      "\"trustlists_configured\":%zu}\n",
+                      "\"generation\":%llu,\"trustlists\":{",
                       TG_VERSION, (unsigned long long)((uv_now(&srv->loop) - srv->start_ms) / 1000),
                       srv->n_workers, (unsigned long long)atomic_load(&srv->conns_total),
                       srv->config_path ? srv->config_path : "(built-in default)",
-                      srv->stopping ? "true" : "false", cfg->n_trustlists);
+                      srv->stopping ? "true" : "false", (unsigned long long)gen->id);
+    for (size_t i = 0; i < cfg->n_trustlists; i++) {
+        size_t idx;
+        const tg_tl_list_t *l = NULL;
+        if (gen->snap != NULL &&
+            tg_tl_snapshot_list_index(gen->snap, cfg->trustlists[i].name, &idx) == 0)
+            l = tg_tl_snapshot_list(gen->snap, idx);
+        rc |= tg_buf_printf(out,
+                            "%s\"%s\":{\"loaded\":%s,\"sequence\":%llu,\"issued\":%lld,"
+                            "\"next_update\":%lld,\"stale\":%s}",
+                            i ? "," : "", cfg->trustlists[i].name, l ? "true" : "false",
+                            (unsigned long long)(l ? l->sequence : 0),
+                            (long long)(l ? l->issued : 0), (long long)(l ? l->next_update : 0),
+                            l && tg_tl_list_is_stale(l, now) ? "true" : "false");
+    }
+    rc |= tg_buf_append_str(out, "}}\n");
     if (rc != 0)
         out->len = 0;
+}
+
+static void send_answer(admin_client_t *c)
+{
+    if (c->out.len == 0) {
+        uv_close((uv_handle_t *)&c->pipe, client_closed);
+        return;
+    }
+    uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+    c->wreq.data = c;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &b, 1, client_written) != 0)
+        uv_close((uv_handle_t *)&c->pipe, client_closed);
+}
+
+/* Answers `reload` once every list is accepted, unchanged or refused: when
+ * the client reads "ok", the lists it installed are in force. */
+static void reload_done(void *arg, int accepted, int refused)
+{
+    admin_client_t *c = arg;
+    if (tg_buf_printf(&c->out, "%s; trust lists: %d in force, %d refused\n",
+                      c->config_rc == 0 ? "ok: configuration reloaded"
+                                        : "error: configuration refused, the previous one stays "
+                                          "(see the log)",
+                      accepted, refused) != 0)
+        c->out.len = 0;
+    send_answer(c);
 }
 
 static void answer(admin_client_t *c)
@@ -157,20 +201,14 @@ static void answer(admin_client_t *c)
         status_json(srv, &c->out);
     } else if (tg_slice_eq_str(cmd, "reload")) {
         tg_info("admin: reload requested");
-        rc = tg_server_reload(srv);
-        rc =
-            tg_buf_printf(&c->out, rc == 0 ? "ok\n" : "error: %s (see the log)\n", tg_strerror(rc));
+        c->config_rc = tg_server_reload(srv, reload_done, c);
+        return; /* reload_done answers */
     } else {
         rc = tg_buf_append_str(&c->out, "error: unknown command (try: status, reload)\n");
     }
-    if (rc != 0 || c->out.len == 0) {
-        uv_close((uv_handle_t *)&c->pipe, client_closed);
-        return;
-    }
-    uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
-    c->wreq.data = c;
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &b, 1, client_written) != 0)
-        uv_close((uv_handle_t *)&c->pipe, client_closed);
+    if (rc != 0)
+        c->out.len = 0;
+    send_answer(c);
 }
 
 static void client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)

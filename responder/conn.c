@@ -182,6 +182,8 @@ static void update_reading(tg_conn_t *c)
 /* Everything queued has been written. */
 static void writes_done(tg_conn_t *c)
 {
+    if (c->state == TG_CONN_WAITING)
+        return; /* an answer is still to come; tg_conn_async_end flushes it */
     if (c->close_after_write) {
         if (c->state == TG_CONN_LINGER || c->state == TG_CONN_CLOSING)
             return;

@@ -64,7 +64,7 @@ void tg_http_respond(tg_conn_t *c, tg_endpoint_t ep, tg_http_code_t code, const 
     size_t ctype_len = ctype ? strlen(ctype) : 0;
     size_t extra_len = extra_headers ? strlen(extra_headers) : 0;
     int head_only = llhttp_get_method(&c->parser) == HTTP_HEAD;
-    size_t need = 256 + ctype_len + extra_len + w->tl_header_len + body.n;
+    size_t need = 256 + ctype_len + extra_len + w->gen->tl_header_len + body.n;
     if (tg_buf_reserve(&c->out, need) != 0) {
         /* no memory for an answer: end the connection rather than send a
          * partial one */
@@ -94,7 +94,7 @@ void tg_http_respond(tg_conn_t *c, tg_endpoint_t ep, tg_http_code_t code, const 
     PUT(b, num, n);
     PUT_LIT(b, "\r\n");
     PUT(b, extra_headers ? extra_headers : "", extra_len);
-    PUT(b, w->tl_header, w->tl_header_len);
+    PUT(b, w->gen->tl_header, w->gen->tl_header_len);
     if (c->close_after_write)
         PUT_LIT(b, "Connection: close\r\n");
     PUT_LIT(b, "\r\n");
@@ -135,15 +135,47 @@ static void serve_metrics(tg_conn_t *c)
     tg_buf_free(&m);
 }
 
+/* SPEC §5: ready when every configured list is in force and not past its
+ * NextUpdate. The LMDB cache joins the conditions when it exists. */
 static void serve_readyz(tg_conn_t *c)
 {
-    /* SPEC §5: ready when both lists are loaded and fresh and the cache is
-     * open. No trust list can be loaded before the trust-list module. */
-    static const char body[] =
-        "{\"ready\":false,\"reasons\":[\"trust list gd not loaded\",\"trust list hk not "
-        "loaded\",\"cache not open\"]}\n";
-    tg_http_respond(c, TG_EP_READYZ, TG_HTTP_503, "application/json", "Cache-Control: no-store\r\n",
-                    TG_SLICE_LIT(body));
+    const tg_config_t *cfg = c->w->cfg;
+    const tg_tl_snapshot_t *snap = c->w->snap;
+    time_t now = time(NULL);
+    tg_buf_t body;
+    tg_buf_init(&body);
+    int rc = tg_buf_append_str(&body, "{\"ready\":");
+    size_t mark = body.len;
+    int ready = 1;
+    rc |= tg_buf_append_str(&body, "false,\"reasons\":[");
+    if (cfg->n_trustlists == 0) {
+        ready = 0;
+        rc |= tg_buf_append_str(&body, "\"no trust list is configured\"");
+    }
+    for (size_t i = 0; i < cfg->n_trustlists; i++) {
+        const char *name = cfg->trustlists[i].name;
+        size_t idx;
+        const char *why = NULL;
+        if (snap == NULL || tg_tl_snapshot_list_index(snap, name, &idx) != 0)
+            why = "not loaded";
+        else if (tg_tl_list_is_stale(tg_tl_snapshot_list(snap, idx), now))
+            why = "stale (past its NextUpdate)";
+        if (why == NULL)
+            continue;
+        rc |= tg_buf_printf(&body, "%s\"trust list %s %s\"", ready ? "" : ",", name, why);
+        ready = 0;
+    }
+    rc |= tg_buf_append_str(&body, "]}\n");
+    if (ready) {
+        body.len = mark;
+        rc |= tg_buf_append_str(&body, "true,\"reasons\":[]}\n");
+    }
+    if (rc != 0)
+        respond_text(c, TG_EP_READYZ, TG_HTTP_503, "out of memory\n");
+    else
+        tg_http_respond(c, TG_EP_READYZ, ready ? TG_HTTP_200 : TG_HTTP_503, "application/json",
+                        "Cache-Control: no-store\r\n", TG_SLICE(body.data, body.len));
+    tg_buf_free(&body);
 }
 
 static int is_base64_path_char(uint8_t ch)
@@ -219,10 +251,55 @@ static void serve_crl(tg_conn_t *c, tg_slice_t path)
         respond_text(c, TG_EP_CRL, TG_HTTP_404, "no CRL for this CA\n");
 }
 
+static int hex_eq(const uint8_t *bin, size_t n, tg_slice_t hex)
+{
+    static const char digits[] = "0123456789abcdef";
+    if (hex.n != 2 * n + 2)
+        return 0; /* quoted: "..." */
+    for (size_t i = 0; i < n; i++) {
+        if (hex.p[1 + 2 * i] != digits[bin[i] >> 4] || hex.p[2 + 2 * i] != digits[bin[i] & 15])
+            return 0;
+    }
+    return hex.p[0] == '"' && hex.p[hex.n - 1] == '"';
+}
+
+/* GET /trustlist/{name}.xml: the verified list in force, byte for byte as
+ * received, so each side republishes the other's (Measures §2). The ETag is
+ * the SHA-256 of the bytes. */
 static void serve_trustlist(tg_conn_t *c, tg_slice_t path)
 {
-    (void)path;
-    respond_text(c, TG_EP_TRUSTLIST, TG_HTTP_404, "trust list not loaded\n");
+    tg_slice_t rest = TG_SLICE(path.p + 11, path.n - 11); /* after "/trustlist/" */
+    const tg_tl_snapshot_t *snap = c->w->snap;
+    char name[TG_CONFIG_NAME_MAX + 1];
+    size_t idx;
+    if (rest.n < 5 || rest.n - 4 > TG_CONFIG_NAME_MAX ||
+        memcmp(rest.p + rest.n - 4, ".xml", 4) != 0) {
+        respond_text(c, TG_EP_TRUSTLIST, TG_HTTP_404, "no such trust list\n");
+        return;
+    }
+    memcpy(name, rest.p, rest.n - 4);
+    name[rest.n - 4] = '\0';
+    if (snap == NULL || tg_tl_snapshot_list_index(snap, name, &idx) != 0) {
+        respond_text(c, TG_EP_TRUSTLIST, TG_HTTP_404, "no such trust list in force\n");
+        return;
+    }
+    const tg_tl_list_t *l = tg_tl_snapshot_list(snap, idx);
+    char hdr[256], lm[TG_HTTP_DATE_LEN + 1];
+    size_t n = 0;
+    tg_http_date(l->issued, lm);
+    n += (size_t)snprintf(hdr, sizeof(hdr), "ETag: \"");
+    for (size_t i = 0; i < 32; i++)
+        n += (size_t)snprintf(hdr + n, sizeof(hdr) - n, "%02x", l->sha256[i]);
+    snprintf(hdr + n, sizeof(hdr) - n, "\"\r\nLast-Modified: %s\r\nCache-Control: max-age=%u\r\n",
+             lm, c->w->cfg->http_max_age_s);
+    if (c->if_none_match.len > 0 &&
+        hex_eq(l->sha256, 32, TG_SLICE(c->if_none_match.data, c->if_none_match.len))) {
+        tg_http_respond(c, TG_EP_TRUSTLIST, TG_HTTP_304, NULL, hdr, TG_SLICE(NULL, 0));
+        return;
+    }
+    /* ETSI TS 119 612 §6.1: the MIME type of an XML trusted list */
+    tg_http_respond(c, TG_EP_TRUSTLIST, TG_HTTP_200, "application/vnd.etsi.tsl+xml", hdr,
+                    TG_SLICE(l->raw, l->raw_len));
 }
 
 typedef void (*get_handler_t)(tg_conn_t *c, tg_slice_t path);
@@ -247,6 +324,7 @@ void tg_http_handle(tg_conn_t *c)
     uint8_t method = llhttp_get_method(&c->parser);
     int is_get = method == HTTP_GET || method == HTTP_HEAD;
     tg_slice_t url = TG_SLICE(c->url.data, c->url.len);
+    tg_worker_refresh(c->w);
     c->last_ocsp_status = -1;
 
     /* absolute-form (RFC 9112 §3.2.2), as sent through proxies */

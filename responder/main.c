@@ -3,7 +3,11 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "pki/ocsp.h"
+#include "responder/check.h"
 #include "responder/server.h"
+#include "trustlist/trustlist.h"
+
+#include <curl/curl.h>
 
 #include <llhttp.h>
 #include <lmdb.h>
@@ -17,7 +21,10 @@ static void usage(FILE *out)
 {
     fputs("usage:\n"
           "  trustgate serve [-c FILE]   run in the foreground (SIGHUP reloads, SIGTERM drains)\n"
-          "  trustgate check -c FILE     validate the configuration and print a summary\n"
+          "  trustgate check -c FILE     validate the configuration and trust lists; print a "
+          "summary\n"
+          "  trustgate tl show FILE [--operator-cert CERT]... [--at TIME] [--json]\n"
+          "  trustgate tl sign --key K --cert C IN OUT\n"
           "  trustgate version           print versions\n",
           out);
 }
@@ -70,9 +77,23 @@ static int cmd_check(int argc, char **argv)
         return 1;
     }
     tg_config_print_summary(cfg, stdout);
-    printf("%s: configuration is valid\n", path);
+    int rc = tg_check_lists_and_signers(cfg, stdout);
+    if (rc == 0)
+        printf("%s: configuration and trust lists are valid\n", path);
+    else
+        printf("%s: configuration is valid, but see the problems above\n", path);
     tg_config_free(cfg);
-    return 0;
+    return rc == 0 ? 0 : 1;
+}
+
+static int cmd_tl(int argc, char **argv)
+{
+    if (argc >= 1 && strcmp(argv[0], "show") == 0)
+        return tg_tl_cmd_show(argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "sign") == 0)
+        return tg_tl_cmd_sign(argc - 1, argv + 1);
+    usage(stderr);
+    return 2;
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -88,10 +109,6 @@ static int cmd_serve(int argc, char **argv)
         return 1;
     }
     tg_log_set_level((tg_log_level_t)cfg->log_level);
-    if (tg_ocsp_init() != 0) {
-        tg_config_free(cfg);
-        return 1;
-    }
     /* a peer that closes mid-write must cost an EPIPE, not the process */
     signal(SIGPIPE, SIG_IGN);
 
@@ -105,6 +122,8 @@ static int cmd_serve(int argc, char **argv)
     return rc == 0 ? 0 : 1;
 }
 
+static int run_command(const char *cmd, int argc, char **argv);
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -112,12 +131,27 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
+        return cmd_version();
+    if (tg_tl_global_init() != 0 || tg_ocsp_init() != 0 ||
+        curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "trustgate: cannot initialise the crypto and XML libraries\n");
+        return 1;
+    }
+    int rc = run_command(cmd, argc, argv);
+    curl_global_cleanup();
+    tg_tl_global_cleanup();
+    return rc;
+}
+
+static int run_command(const char *cmd, int argc, char **argv)
+{
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc - 2, argv + 2);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(argc - 2, argv + 2);
-    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
-        return cmd_version();
+    if (strcmp(cmd, "tl") == 0)
+        return cmd_tl(argc - 2, argv + 2);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;

@@ -128,5 +128,36 @@ int tg_metrics_render(tg_server_t *srv, tg_buf_t *out)
                          SUM(srv, timeouts_idle));
     rc |= render_counter(out, "trustgate_http_too_large_total",
                          "Requests over max_request_bytes (answered 413).", SUM(srv, too_large));
+    rc |= tg_buf_append_str(out, "# HELP trustgate_ocsp_decisions_total Single requests by "
+                                 "decision (SPEC §5).\n"
+                                 "# TYPE trustgate_ocsp_decisions_total counter\n");
+    rc |=
+        tg_buf_printf(out,
+                      "trustgate_ocsp_decisions_total{decision=\"unauthorized_not_listed\"} %llu\n"
+                      "trustgate_ocsp_decisions_total{decision=\"unauthorized_no_signer\"} %llu\n"
+                      "trustgate_ocsp_decisions_total{decision=\"revoked_suspended\"} %llu\n"
+                      "trustgate_ocsp_decisions_total{decision=\"revoked_terminated\"} %llu\n"
+                      "trustgate_ocsp_decisions_total{decision=\"unknown_no_status_data\"} %llu\n",
+                      (unsigned long long)SUM(srv, unauthorized_not_listed),
+                      (unsigned long long)SUM(srv, unauthorized_no_signer),
+                      (unsigned long long)SUM(srv, rejections_suspended),
+                      (unsigned long long)SUM(srv, rejections_terminated),
+                      (unsigned long long)SUM(srv, answers_active_unknown));
+    rc |= render_counter(out, "trustgate_ocsp_redecided_total",
+                         "Signed answers decided again because the trust lists changed meanwhile.",
+                         SUM(srv, answers_redecided));
+    rc |= render_counter(out, "trustgate_ocsp_sign_shed_total",
+                         "Answers shed with tryLater because the signing queue was full.",
+                         SUM(srv, sign_shed));
+    rc |= tg_buf_append_str(out,
+                            "# HELP trustgate_signing_operations_total OCSP responses signed, by "
+                            "algorithm.\n"
+                            "# TYPE trustgate_signing_operations_total counter\n");
+    for (int a = 0; a < TG_SIGNER_ALG_COUNT; a++)
+        rc |= tg_buf_printf(out, "trustgate_signing_operations_total{alg=\"%s\"} %llu\n",
+                            tg_signer_alg_name((tg_signer_alg_t)a),
+                            (unsigned long long)SUM(srv, signed_responses[a]));
+    if (srv->tlmgr != NULL)
+        rc |= tg_tlmgr_render_metrics(srv->tlmgr, out);
     return rc == 0 ? 0 : TG_ENOMEM;
 }

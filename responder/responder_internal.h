@@ -7,7 +7,10 @@
 #include "common/clock.h"
 #include "config/config.h"
 #include "pki/ocsp.h"
+#include "pki/signer.h"
+#include "trustlist/trustlist.h"
 #include "responder/server.h"
+#include "responder/tlmgr.h"
 
 #include <llhttp.h>
 #include <pthread.h>
@@ -58,6 +61,7 @@ typedef enum { TG_HTTP_CODES(TG_HTTP_ENUM) TG_HTTP_CODE_COUNT } tg_http_code_t;
 #undef TG_HTTP_ENUM
 
 #define TG_OCSP_STATUS_SLOTS 7 /* OCSPResponseStatus values 0..6 */
+#define TG_SIGNER_ALG_COUNT (TG_SIGNER_SM2 + 1)
 #define TG_DURATION_BUCKETS 16
 
 typedef struct {
@@ -72,13 +76,39 @@ typedef struct {
     tg_counter_t timeouts_header;
     tg_counter_t timeouts_idle;
     tg_counter_t too_large;
+    /* OCSP decisions (SPEC §5) */
+    tg_counter_t unauthorized_not_listed; /* issuer on no list, or not yet listed */
+    tg_counter_t unauthorized_no_signer;  /* the list has no signer for the answer */
+    tg_counter_t rejections_suspended;
+    tg_counter_t rejections_terminated;
+    tg_counter_t answers_active_unknown;
+    tg_counter_t answers_redecided; /* signed under a replaced generation */
+    tg_counter_t sign_shed;         /* tryLater: the signing queue was full */
+    tg_counter_t signed_responses[TG_SIGNER_ALG_COUNT];
 } tg_metrics_t;
 
-/* ---- configuration, shared by reference -------------------------------- */
+/* ---- configuration and generations --------------------------------------
+ * A tg_cfgref_t is one loaded configuration with the signers it names. A
+ * tg_gen_t is everything a worker answers from: a configuration and the
+ * trust-list snapshot, swapped as one (SPEC §6). Both are immutable and
+ * reference-counted; workers swap their reference on their own loop. */
 typedef struct {
     tg_config_t *cfg;
+    tg_signer_t *signers[TG_CONFIG_MAX_SIGNERS]; /* index = cfg->signers index */
     _Atomic int refs;
 } tg_cfgref_t;
+
+typedef struct {
+    _Atomic int refs;
+    uint64_t id;            /* increases with every publication */
+    tg_cfgref_t *cfgref;    /* owned reference */
+    tg_tl_snapshot_t *snap; /* owned reference; NULL: no list accepted yet */
+    /* per configured list (cfg order): the signer index or -1 */
+    int list_signer[TG_CONFIG_MAX_TRUSTLISTS];
+    /* "Trust-List-Sequence: gd=N, hk=M\r\n" (SPEC §5), on every answer */
+    char tl_header[256];
+    size_t tl_header_len;
+} tg_gen_t;
 
 /* ---- connection -------------------------------------------------------- */
 typedef enum {
@@ -156,8 +186,9 @@ struct tg_worker {
     size_t n_listeners;
     int started; /* loop initialised and running */
 
-    tg_cfgref_t *cfgref; /* this worker's reference */
+    tg_gen_t *gen; /* this worker's reference; cfg and snap below come from it */
     const tg_config_t *cfg;
+    const tg_tl_snapshot_t *snap; /* NULL: no list accepted yet */
 
     tg_conn_t *conns; /* live connections */
     size_t n_conns;
@@ -166,10 +197,7 @@ struct tg_worker {
     char date[TG_HTTP_DATE_LEN + 1];
     uint64_t date_sec; /* wall second that date shows */
 
-    /* "Trust-List-Sequence: gd=N, hk=M\r\n" (SPEC §5), on every answer */
-    char tl_header[128];
-    size_t tl_header_len;
-
+    size_t sign_inflight; /* signing jobs of this worker in the thread pool */
     tg_buf_t access_buf;
     tg_metrics_t metrics;
     uint8_t readbuf[65536]; /* shared by all connections: consumed in read_cb */
@@ -183,8 +211,8 @@ struct tg_server {
     uv_async_t notify; /* a worker exited, or a stop was requested */
     uv_timer_t drain_timer;
 
-    pthread_mutex_t cfg_lock; /* guards cfgref swaps */
-    tg_cfgref_t *cfgref;
+    pthread_mutex_t gen_lock; /* guards the gen pointer swap */
+    tg_gen_t *gen;
 
     tg_worker_t *workers;
     size_t n_workers;
@@ -192,10 +220,12 @@ struct tg_server {
     _Atomic int stop_requested;
     _Atomic int force_close;
     _Atomic uint64_t conns_total; /* open connections, all workers */
+    _Atomic uint64_t gen_id;      /* id of srv->gen, read by workers per request */
     int stopping;
 
-    uv_pipe_t admin; /* admin socket (admin.c) */
-    int admin_fd;    /* bound by tg_server_new; -1 once the handle owns it */
+    tg_tlmgr_t *tlmgr; /* trust lists (tlmgr.c) */
+    uv_pipe_t admin;   /* admin socket (admin.c) */
+    int admin_fd;      /* bound by tg_server_new; -1 once the handle owns it */
     int admin_open;
     char *admin_path;
 
@@ -205,10 +235,27 @@ struct tg_server {
     uint64_t start_ms; /* uv_now of the main loop at start */
 };
 
-/* server.c */
-TG_WUR int tg_server_reload(tg_server_t *srv);
-tg_cfgref_t *tg_server_cfg_acquire(tg_server_t *srv);
+/* gen.c */
+/* Loads the signers cfg names; on success *out_ref owns cfg (refcount 1).
+ * On failure cfg is left to the caller. Returns 0 or the error (logged). */
+TG_WUR int tg_cfgref_new(tg_config_t *cfg, tg_cfgref_t **out_ref);
 void tg_cfgref_release(tg_cfgref_t *ref);
+/* A new generation (refcount 1) holding new references to cfgref and snap
+ * (snap may be NULL). NULL when out of memory. */
+tg_gen_t *tg_gen_new(tg_cfgref_t *cfgref, tg_tl_snapshot_t *snap, uint64_t id);
+tg_gen_t *tg_gen_ref(tg_gen_t *gen);
+void tg_gen_unref(tg_gen_t *gen);
+
+/* server.c */
+/* Re-reads the configuration file (a bad one is logged and the current one
+ * stays: the return value) and then reloads every trust list; cb (may be
+ * NULL) is called on the main loop when the lists are done. */
+int tg_server_reload(tg_server_t *srv, tg_tlmgr_done_cb cb, void *arg);
+/* Returns a new reference to the current generation (any thread). */
+tg_gen_t *tg_server_gen_acquire(tg_server_t *srv);
+/* Publishes a generation made of cfgref and snap (new references are
+ * taken) to every worker. Main loop only. Returns 0 or TG_ENOMEM. */
+TG_WUR int tg_server_publish(tg_server_t *srv, tg_cfgref_t *cfgref, tg_tl_snapshot_t *snap);
 void tg_server_access_write(tg_server_t *srv, const uint8_t *p, size_t n);
 
 /* admin.c: tg_admin_listen returns a bound, listening fd or -1 (logged) */
@@ -221,6 +268,9 @@ TG_WUR int tg_worker_start(tg_worker_t *w);
 void tg_worker_wake(tg_worker_t *w);
 const char *tg_worker_date(tg_worker_t *w);
 void tg_worker_conn_gone(tg_worker_t *w);
+/* Takes up the current generation if one was published since the worker
+ * last looked: one atomic load when nothing changed (every request). */
+void tg_worker_refresh(tg_worker_t *w);
 void tg_worker_access_log(tg_worker_t *w, tg_buf_t *line);
 
 /* conn.c */

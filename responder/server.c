@@ -15,35 +15,32 @@
  * exits within the 5 s that orchestrators allow. */
 #define DRAIN_DEADLINE_MS 4500
 
-static tg_cfgref_t *cfgref_new(tg_config_t *cfg)
+tg_gen_t *tg_server_gen_acquire(tg_server_t *srv)
 {
-    tg_cfgref_t *ref = calloc(1, sizeof(*ref));
-    if (ref == NULL)
-        return NULL;
-    ref->cfg = cfg;
-    atomic_init(&ref->refs, 1);
-    return ref;
+    pthread_mutex_lock(&srv->gen_lock);
+    tg_gen_t *g = tg_gen_ref(srv->gen);
+    pthread_mutex_unlock(&srv->gen_lock);
+    return g;
 }
 
-void tg_cfgref_release(tg_cfgref_t *ref)
+static void wake_all(tg_server_t *srv);
+
+int tg_server_publish(tg_server_t *srv, tg_cfgref_t *cfgref, tg_tl_snapshot_t *snap)
 {
-    if (ref == NULL)
-        return;
-    if (atomic_fetch_sub_explicit(&ref->refs, 1, memory_order_acq_rel) == 1) {
-        tg_config_free(ref->cfg);
-        free(ref);
+    tg_gen_t *g = tg_gen_new(cfgref, snap, srv->gen ? srv->gen->id + 1 : 1);
+    if (g == NULL) {
+        tg_error("publish: out of memory; keeping the current state");
+        return TG_ENOMEM;
     }
-}
-
-/* Returns a new reference to the current configuration; release it with
- * tg_cfgref_release. */
-tg_cfgref_t *tg_server_cfg_acquire(tg_server_t *srv)
-{
-    pthread_mutex_lock(&srv->cfg_lock);
-    tg_cfgref_t *ref = srv->cfgref;
-    atomic_fetch_add_explicit(&ref->refs, 1, memory_order_relaxed);
-    pthread_mutex_unlock(&srv->cfg_lock);
-    return ref;
+    pthread_mutex_lock(&srv->gen_lock);
+    tg_gen_t *old = srv->gen;
+    srv->gen = g;
+    /* from here on every request a worker starts sees g (SPEC §6) */
+    atomic_store_explicit(&srv->gen_id, g->id, memory_order_release);
+    pthread_mutex_unlock(&srv->gen_lock);
+    tg_gen_unref(old);
+    wake_all(srv); /* idle workers let go of the old generation too */
+    return 0;
 }
 
 /* Opens the access log named by cfg (NULL: off, "-": stderr). Returns an fd
@@ -113,15 +110,22 @@ int tg_server_new(tg_config_t *cfg, const char *config_path, tg_server_t **out_s
         tg_config_free(cfg);
         return TG_ENOMEM;
     }
-    pthread_mutex_init(&srv->cfg_lock, NULL);
+    pthread_mutex_init(&srv->gen_lock, NULL);
     pthread_mutex_init(&srv->access_lock, NULL);
     srv->access_fd = -1;
     srv->admin_fd = -1;
-    srv->cfgref = cfgref_new(cfg);
-    if (srv->cfgref == NULL) {
+    tg_cfgref_t *ref = NULL;
+    rc = tg_cfgref_new(cfg, &ref);
+    if (rc != 0) {
         tg_config_free(cfg);
         goto fail;
     }
+    srv->gen = tg_gen_new(ref, NULL, 1);
+    tg_cfgref_release(ref);
+    rc = TG_ENOMEM;
+    if (srv->gen == NULL)
+        goto fail;
+    atomic_store(&srv->gen_id, 1);
     if (config_path != NULL && (srv->config_path = strdup(config_path)) == NULL)
         goto fail;
     srv->n_workers = cfg->workers;
@@ -180,12 +184,13 @@ void tg_server_free(tg_server_t *srv)
             if (w->listen_fds[j] >= 0)
                 close(w->listen_fds[j]);
         }
-        tg_cfgref_release(w->cfgref);
+        tg_gen_unref(w->gen);
         tg_buf_free(&w->access_buf);
         pthread_mutex_destroy(&w->wake_lock);
     }
     free(srv->workers);
-    tg_cfgref_release(srv->cfgref);
+    tg_tlmgr_free(srv->tlmgr);
+    tg_gen_unref(srv->gen);
     if (srv->access_fd >= 0)
         close(srv->access_fd);
     if (srv->admin_fd >= 0)
@@ -193,7 +198,7 @@ void tg_server_free(tg_server_t *srv)
     if (srv->admin_path != NULL)
         unlink(srv->admin_path);
     free(srv->admin_path);
-    pthread_mutex_destroy(&srv->cfg_lock);
+    pthread_mutex_destroy(&srv->gen_lock);
     pthread_mutex_destroy(&srv->access_lock);
     free(srv->config_path);
     free(srv);
@@ -241,7 +246,7 @@ static void warn_restart_only(const tg_config_t *old, const tg_config_t *neu)
 
 /* Re-reads the configuration file and hands the new one to the workers.
  * Returns 0, or the error after logging it (the current one stays). */
-int tg_server_reload(tg_server_t *srv)
+static int reload_config(tg_server_t *srv)
 {
     if (srv->config_path == NULL) {
         tg_info("reload: running on the built-in default configuration; nothing to re-read");
@@ -254,13 +259,15 @@ int tg_server_reload(tg_server_t *srv)
                  tg_strerror(rc));
         return rc;
     }
-    tg_cfgref_t *ref = cfgref_new(cfg);
-    if (ref == NULL) {
+    tg_cfgref_t *ref = NULL;
+    rc = tg_cfgref_new(cfg, &ref);
+    if (rc != 0) {
         tg_config_free(cfg);
-        tg_error("reload: out of memory; keeping the current configuration");
-        return TG_ENOMEM;
+        tg_error("reload of %s failed (%s); keeping the current configuration", srv->config_path,
+                 tg_strerror(rc));
+        return rc;
     }
-    warn_restart_only(srv->cfgref->cfg, cfg);
+    warn_restart_only(srv->gen->cfgref->cfg, cfg);
     tg_log_set_level((tg_log_level_t)cfg->log_level);
 
     /* reopen the access log: this is also how log rotation works */
@@ -272,14 +279,50 @@ int tg_server_reload(tg_server_t *srv)
     if (old_fd >= 0)
         close(old_fd);
 
-    pthread_mutex_lock(&srv->cfg_lock);
-    tg_cfgref_t *old = srv->cfgref;
-    srv->cfgref = ref;
-    pthread_mutex_unlock(&srv->cfg_lock);
-    tg_cfgref_release(old);
-    wake_all(srv); /* each worker swaps its own reference */
+    rc = tg_server_publish(srv, ref, srv->gen->snap);
+    tg_cfgref_release(ref);
+    if (rc != 0)
+        return rc;
     tg_info("reloaded %s", srv->config_path);
     return 0;
+}
+
+/* 1 when the trust-list sections of a and b are the same (then a reload
+ * only re-reads the lists instead of rebuilding their sources). */
+static int same_lists(const tg_config_t *a, const tg_config_t *b)
+{
+    if (a->n_trustlists != b->n_trustlists || a->allow_file_urls != b->allow_file_urls ||
+        strcmp(a->cache_path, b->cache_path) != 0)
+        return 0;
+    for (size_t i = 0; i < a->n_trustlists; i++) {
+        const tg_config_trustlist_t *x = &a->trustlists[i], *y = &b->trustlists[i];
+        if (strcmp(x->name, y->name) != 0 || strcmp(x->source, y->source) != 0 ||
+            x->refresh_s != y->refresh_s || x->n_operator_certs != y->n_operator_certs)
+            return 0;
+        for (size_t j = 0; j < x->n_operator_certs; j++) {
+            if (strcmp(x->operator_certs[j], y->operator_certs[j]) != 0)
+                return 0;
+        }
+    }
+    return 1;
+}
+
+int tg_server_reload(tg_server_t *srv, tg_tlmgr_done_cb cb, void *arg)
+{
+    tg_cfgref_t *before = srv->gen->cfgref;
+    atomic_fetch_add_explicit(&before->refs, 1, memory_order_relaxed);
+    int rc = reload_config(srv);
+    int changed = rc == 0 && !same_lists(before->cfg, srv->gen->cfgref->cfg);
+    tg_cfgref_release(before);
+    if (srv->tlmgr == NULL) {
+        if (cb)
+            cb(arg, 0, 0);
+    } else if (changed) {
+        tg_tlmgr_reconfigure(srv->tlmgr, cb, arg);
+    } else {
+        tg_tlmgr_reload(srv->tlmgr, cb, arg);
+    }
+    return rc;
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -289,8 +332,9 @@ static void on_signal(uv_signal_t *h, int signum)
         begin_stop(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
         return;
     }
-    if (tg_server_reload(srv) != 0)
-        tg_warn("SIGHUP: reload refused; still serving the previous configuration");
+    if (tg_server_reload(srv, NULL, NULL) != 0)
+        tg_warn("SIGHUP: configuration refused; still serving the previous one (trust lists "
+                "are reloaded all the same)");
 }
 
 static void on_all_exited_check(uv_async_t *a)
@@ -304,6 +348,7 @@ static void on_all_exited_check(uv_async_t *a)
     uv_close((uv_handle_t *)&srv->drain_timer, NULL);
     uv_close((uv_handle_t *)&srv->notify, NULL);
     tg_admin_stop(srv);
+    tg_tlmgr_stop(srv->tlmgr);
 }
 
 static void on_stop_request(uv_async_t *a)
@@ -340,16 +385,21 @@ int tg_server_run(tg_server_t *srv)
     uv_signal_start(&srv->sig_hup, on_signal, SIGHUP);
     srv->start_ms = uv_now(&srv->loop);
 
-    int start_rc = srv->admin_fd >= 0 ? tg_admin_start(srv) : 0;
+    int start_rc = tg_tlmgr_new(srv, &srv->tlmgr);
+    if (start_rc == 0)
+        start_rc = tg_tlmgr_start(srv->tlmgr);
+    if (start_rc == 0 && srv->admin_fd >= 0)
+        start_rc = tg_admin_start(srv);
     size_t started = 0;
     while (start_rc == 0 && started < srv->n_workers) {
         tg_worker_t *w = &srv->workers[started];
-        w->cfgref = tg_server_cfg_acquire(srv);
-        w->cfg = w->cfgref->cfg;
+        w->gen = tg_server_gen_acquire(srv);
+        w->cfg = w->gen->cfgref->cfg;
+        w->snap = w->gen->snap;
         start_rc = tg_worker_start(w);
         if (start_rc != 0) {
-            tg_cfgref_release(w->cfgref);
-            w->cfgref = NULL;
+            tg_gen_unref(w->gen);
+            w->gen = NULL;
             break;
         }
         started++;
@@ -360,7 +410,7 @@ int tg_server_run(tg_server_t *srv)
         begin_stop(srv, "start-up failed");
     }
     if (start_rc == 0) {
-        const tg_config_t *cfg = srv->cfgref->cfg;
+        const tg_config_t *cfg = srv->gen->cfgref->cfg;
         for (size_t j = 0; j < cfg->n_listen; j++)
             tg_info("listening on %s with %zu workers", cfg->listen[j].text, srv->n_workers);
     }

@@ -42,6 +42,18 @@ static void stop_listening(tg_worker_t *w)
     uv_close((uv_handle_t *)&w->tick, NULL);
 }
 
+void tg_worker_refresh(tg_worker_t *w)
+{
+    uint64_t id = atomic_load_explicit(&w->srv->gen_id, memory_order_acquire);
+    if (id == w->gen->id)
+        return;
+    tg_gen_t *old = w->gen;
+    w->gen = tg_server_gen_acquire(w->srv);
+    w->cfg = w->gen->cfgref->cfg;
+    w->snap = w->gen->snap;
+    tg_gen_unref(old);
+}
+
 /* The server asks for something: a new configuration, a drain, or, past the
  * drain deadline, closing whatever is left. */
 static void on_wake(uv_async_t *a)
@@ -49,17 +61,8 @@ static void on_wake(uv_async_t *a)
     tg_worker_t *w = a->data;
     tg_server_t *srv = w->srv;
 
-    if (!w->stopping) {
-        pthread_mutex_lock(&srv->cfg_lock);
-        tg_cfgref_t *cur = srv->cfgref;
-        pthread_mutex_unlock(&srv->cfg_lock);
-        if (cur != w->cfgref) {
-            tg_cfgref_t *old = w->cfgref;
-            w->cfgref = tg_server_cfg_acquire(srv);
-            w->cfg = w->cfgref->cfg;
-            tg_cfgref_release(old);
-        }
-    }
+    if (!w->stopping)
+        tg_worker_refresh(w);
 
     if (atomic_load(&srv->stop_requested) && !w->stopping) {
         w->stopping = 1;
@@ -122,10 +125,6 @@ int tg_worker_start(tg_worker_t *w)
         return TG_EUV;
     }
     w->loop.data = w;
-    /* No trust list is loaded yet: sequence 0 on both sides (real lists
-     * start at 1, ETSI TS 119 612 §5.3.3). */
-    w->tl_header_len =
-        (size_t)snprintf(w->tl_header, sizeof(w->tl_header), "Trust-List-Sequence: gd=0, hk=0\r\n");
     uv_async_init(&w->loop, &w->wake, on_wake);
     w->wake.data = w;
     uv_timer_init(&w->loop, &w->tick);

@@ -1,0 +1,104 @@
+/* Configurations with their signers, and generations (SPEC §6): what a
+ * worker answers from, swapped as one unit. */
+#include "responder/responder_internal.h"
+
+#include "common/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int tg_cfgref_new(tg_config_t *cfg, tg_cfgref_t **out_ref)
+{
+    tg_cfgref_t *ref = calloc(1, sizeof(*ref));
+    if (ref == NULL)
+        return TG_ENOMEM;
+    for (size_t i = 0; i < cfg->n_signers; i++) {
+        int rc = tg_signer_load(cfg->signers[i].cert, cfg->signers[i].key, &ref->signers[i]);
+        if (rc != 0) {
+            tg_error("[signer %s]: cannot load %s / %s (%s)", cfg->signers[i].name,
+                     cfg->signers[i].cert, cfg->signers[i].key, tg_strerror(rc));
+            for (size_t j = 0; j < i; j++)
+                tg_signer_free(ref->signers[j]);
+            free(ref);
+            return rc;
+        }
+        tg_info("[signer %s]: %s responder key loaded", cfg->signers[i].name,
+                tg_signer_alg_name(tg_signer_alg(ref->signers[i])));
+    }
+    ref->cfg = cfg;
+    atomic_init(&ref->refs, 1);
+    *out_ref = ref;
+    return 0;
+}
+
+void tg_cfgref_release(tg_cfgref_t *ref)
+{
+    if (ref == NULL)
+        return;
+    if (atomic_fetch_sub_explicit(&ref->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (size_t i = 0; i < ref->cfg->n_signers; i++)
+        tg_signer_free(ref->signers[i]);
+    tg_config_free(ref->cfg);
+    free(ref);
+}
+
+/* "Trust-List-Sequence: gd=N, hk=M": the sequence number of the list in
+ * force for each configured side, 0 while none is accepted (real lists
+ * start at 1). Without configured lists both sides show 0. */
+static void build_tl_header(tg_gen_t *g)
+{
+    const tg_config_t *cfg = g->cfgref->cfg;
+    size_t n = 0, cap = sizeof(g->tl_header);
+    n += (size_t)snprintf(g->tl_header, cap, "Trust-List-Sequence: ");
+    if (cfg->n_trustlists == 0)
+        n += (size_t)snprintf(g->tl_header + n, cap - n, "gd=0, hk=0");
+    for (size_t i = 0; i < cfg->n_trustlists && n < cap; i++) {
+        uint64_t seq = 0;
+        size_t idx;
+        if (g->snap != NULL &&
+            tg_tl_snapshot_list_index(g->snap, cfg->trustlists[i].name, &idx) == 0)
+            seq = tg_tl_snapshot_list(g->snap, idx)->sequence;
+        n += (size_t)snprintf(g->tl_header + n, cap - n, "%s%s=%llu", i ? ", " : "",
+                              cfg->trustlists[i].name, (unsigned long long)seq);
+    }
+    if (n + 3 > cap)
+        n = cap - 3; /* cannot happen with 8 lists of 32-byte names */
+    memcpy(g->tl_header + n, "\r\n", 3);
+    g->tl_header_len = n + 2;
+}
+
+tg_gen_t *tg_gen_new(tg_cfgref_t *cfgref, tg_tl_snapshot_t *snap, uint64_t id)
+{
+    tg_gen_t *g = calloc(1, sizeof(*g));
+    if (g == NULL)
+        return NULL;
+    atomic_init(&g->refs, 1);
+    g->id = id;
+    atomic_fetch_add_explicit(&cfgref->refs, 1, memory_order_relaxed);
+    g->cfgref = cfgref;
+    g->snap = snap ? tg_tl_snapshot_ref(snap) : NULL;
+    const tg_config_t *cfg = cfgref->cfg;
+    for (size_t i = 0; i < cfg->n_trustlists; i++)
+        g->list_signer[i] = cfg->trustlists[i].signer;
+    build_tl_header(g);
+    return g;
+}
+
+tg_gen_t *tg_gen_ref(tg_gen_t *gen)
+{
+    atomic_fetch_add_explicit(&gen->refs, 1, memory_order_relaxed);
+    return gen;
+}
+
+void tg_gen_unref(tg_gen_t *gen)
+{
+    if (gen == NULL)
+        return;
+    if (atomic_fetch_sub_explicit(&gen->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    tg_tl_snapshot_unref(gen->snap);
+    tg_cfgref_release(gen->cfgref);
+    free(gen);
+}
