@@ -270,6 +270,48 @@ PY
 <tsl:TrustServiceStatusList xmlns:tsl="http://uri.etsi.org/02231/v2#">&lol9;</tsl:TrustServiceStatusList>
 XML
     refuse "billion laughs" entity_declaration
+    # a signature whose only reference covers SchemeInformation, made by the
+    # xmlsec1 command line (an independent signer) with the right key
+    list_xml $((SEQ + 1)) "$SUSPENDED" "$now" |
+        sed -e 's|<tsl:SchemeInformation>|<tsl:SchemeInformation Id="si">|' \
+            -e 's|</tsl:TrustServiceStatusList>|<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"/><ds:Reference URI="#si"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/></ds:Signature></tsl:TrustServiceStatusList>|' \
+            >"$WORK/partial.tmpl"
+    xmlsec1 --sign --privkey-pem "$D/operator.key,$D/operator.pem" \
+        --id-attr:Id "http://uri.etsi.org/02231/v2#:SchemeInformation" \
+        --output "$WORK/bad.xml" "$WORK/partial.tmpl" 2>/dev/null
+    refuse "reference to only part of the document" partial_reference
+}
+
+# Published lists (../shared/vectors/trustlists): each verifies with its own
+# signer through the command line, the known-bad ones and every list checked
+# against another list's signer are refused.
+test_published_lists() {
+    local dir=${TG_VECTORS:-}/trustlists f signer other rc
+    if [[ -z ${TG_VECTORS:-} || ! -d $dir ]]; then
+        t_skip "published trust lists" "TG_VECTORS not set"
+        return
+    fi
+    t_name "tl show verifies every published list with its signer; refuses the negatives"
+    for f in "$dir"/*.xml; do
+        signer=$f.signer.pem
+        [[ -f $signer ]] || continue
+        rc=0
+        "$TG" tl show "$f" --operator-cert "$signer" >"$WORK/show.out" 2>&1 || rc=$?
+        case $(basename "$f") in
+        tc-tl.xml | fr-65-docusign.xml | tsl-sk-minimal-dss-1911.xml)
+            assert_eq 1 "$rc" "$(basename "$f") (a known-bad signature) refused" ;;
+        *) assert_eq 0 "$rc" "$(basename "$f") verifies: $(grep -m1 signature: "$WORK/show.out")" ;;
+        esac
+    done
+    t_name "tl show refuses every published list checked against another list's signer"
+    other=$dir/DK.xml.signer.pem
+    for f in "$dir"/*.xml; do
+        [[ -f $f.signer.pem && $f != "$dir/DK.xml" ]] || continue
+        cmp -s "$f.signer.pem" "$other" && continue
+        rc=0
+        "$TG" tl show "$f" --operator-cert "$other" >/dev/null 2>&1 || rc=$?
+        assert_eq 1 "$rc" "$(basename "$f") with DK's signer"
+    done
 }
 
 # latency KIND: time from a list change to the first answer that shows it.
@@ -356,6 +398,7 @@ setup
 run_test test_answers
 run_test test_suspend_reinstate_terminate
 run_test test_refusals
+run_test test_published_lists
 run_test test_latency_file
 run_test test_latency_admin
 run_test test_restart_serves_persisted
