@@ -394,8 +394,65 @@ test_restart_serves_persisted() {
     mv "$D/lists/hk-url.xml.away" "$D/lists/hk-url.xml"
 }
 
+# An http:// source: fetched at start, polled every refresh_s with a
+# conditional request (python's http.server answers 304 to
+# If-Modified-Since), and a new list on the server is taken up.
+test_http_source() {
+    t_name "http:// source: fetched, polled conditionally, new list taken up"
+    local h=$WORK/http p2 hp pid2 now i seq
+    mkdir -p "$h/www" "$h/cache"
+    now=$(date +%s)
+    seq=$((SEQ + 100))
+    signed_list "$h/www/hk.xml" operator "$seq" "$GRANTED" $((now - 60))
+    hp=$(free_port)
+    (cd "$h/www" && exec python3 -m http.server --bind 127.0.0.1 "$hp") >"$h/http.log" 2>&1 &
+    PIDS+=($!)
+    p2=$(free_port)
+    cp "$D"/{operator.pem,signer.pem,signer.key} "$h/"
+    cat >"$h/trustgate.ini" <<INI
+[server]
+listen = 127.0.0.1:$p2
+workers = 1
+admin_socket = admin.sock
+[cache]
+path = cache
+[signer hk]
+cert = signer.pem
+key = signer.key
+[trustlist hk]
+source = http://127.0.0.1:$hp/hk.xml
+operator_cert = operator.pem
+refresh_s = 1
+signer = hk
+INI
+    (cd "$h" && exec "$TG" serve -c "$h/trustgate.ini") >"$h/stdout.log" 2>"$h/stderr.log" &
+    pid2=$!
+    PIDS+=("$pid2")
+    for ((i = 0; i < 50; i++)); do
+        curl -s -D - -o /dev/null "http://127.0.0.1:$p2/healthz" 2>/dev/null | grep -q "hk=$seq" && break
+        sleep 0.1
+    done
+    assert_contains "hk=$seq" "$(curl -s -D - -o /dev/null "http://127.0.0.1:$p2/healthz")" "fetched at start"
+    sleep 2.5
+    local unchanged
+    unchanged=$(curl -s "http://127.0.0.1:$p2/metrics" | awk '$1 == "trustgate_trustlist_loads_total{list=\"hk\",result=\"unchanged\"}" {print $2}')
+    assert_ne 0 "${unchanged:-0}" "later polls answered 304 and counted unchanged"
+    sleep 1.1 # Last-Modified has one-second resolution
+    signed_list "$h/www/hk.xml.new" operator $((seq + 1)) "$SUSPENDED" "$now"
+    mv "$h/www/hk.xml.new" "$h/www/hk.xml"
+    for ((i = 0; i < 40; i++)); do
+        curl -s -D - -o /dev/null "http://127.0.0.1:$p2/healthz" | grep -q "hk=$((seq + 1))" && break
+        sleep 0.1
+    done
+    assert_contains "hk=$((seq + 1))" "$(curl -s -D - -o /dev/null "http://127.0.0.1:$p2/healthz")" "new list taken up by polling"
+    kill -TERM "$pid2"
+    wait_exit "$pid2" 5 || true
+    assert_eq 0 "$EXIT_RC" "second server exit status"
+}
+
 setup
 run_test test_answers
+run_test test_http_source
 run_test test_suspend_reinstate_terminate
 run_test test_refusals
 run_test test_published_lists
