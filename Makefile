@@ -135,10 +135,11 @@ fuzz-bins: $(FUZZ_BINS)
 $(BUILD)/fuzz-%: $(BUILD)/obj/tests/fuzz/%.o $(LIB_OBJS) $(LLHTTP_LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
-# make run: set up, build, serve on 127.0.0.1:8080 with the built-in config.
+# make run: set up, build, make the demo world once (var/demo), serve it on
+# 127.0.0.1:8080. `rm -rf var/demo` makes a fresh one.
 run: deps all
-	mkdir -p var
-	exec ./$(BUILD)/trustgate serve
+	@test -f var/demo/trustgate.ini || ./$(BUILD)/trustgate demo var/demo
+	exec ./$(BUILD)/trustgate serve -c var/demo/trustgate.ini
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -4,6 +4,8 @@
 #include "config/config.h"
 #include "pki/ocsp.h"
 #include "responder/check.h"
+#include "responder/demo.h"
+#include "responder/query.h"
 #include "responder/server.h"
 #include "trustlist/trustlist.h"
 
@@ -25,6 +27,10 @@ static void usage(FILE *out)
           "summary\n"
           "  trustgate tl show FILE [--operator-cert CERT]... [--at TIME] [--json]\n"
           "  trustgate tl sign --key K --cert C IN OUT\n"
+          "  trustgate query --url URL --issuer CA --cert EE [--signer CERT] [--sha256|--sm3]\n"
+          "                  [--nonce] [--get]   OCSP client that verifies every algorithm, SM2 "
+          "included\n"
+          "  trustgate demo [--force] DIR  make a complete demo world with its configuration\n"
           "  trustgate version           print versions\n",
           out);
 }
@@ -152,6 +158,10 @@ static int run_command(const char *cmd, int argc, char **argv)
         return cmd_check(argc - 2, argv + 2);
     if (strcmp(cmd, "tl") == 0)
         return cmd_tl(argc - 2, argv + 2);
+    if (strcmp(cmd, "demo") == 0)
+        return tg_cmd_demo(argc - 2, argv + 2);
+    if (strcmp(cmd, "query") == 0)
+        return tg_cmd_query(argc - 2, argv + 2);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;

@@ -1,0 +1,582 @@
+#!/usr/bin/env bash
+# `trustgate demo` and `trustgate query` end to end (SPEC §4): the demo world
+# is checked from the outside with the openssl CLI and xmlsec1 (chains, SM2
+# with the GM/T 0009 ID, CRLs, list signatures), with `trustgate check` and
+# `tl show`, and with the CAs' own `openssl ocsp -index` responders; then a
+# real `trustgate serve` on the demo configuration is asked with `trustgate
+# query`: SM2-signed certificateHold for the suspended Guangdong category,
+# a tampered signature refused, signed `unknown` for active issuers.
+#
+#   TG_BUILD=build bash tests/integration/demo_query.sh
+set -euo pipefail
+
+# shellcheck source=tests/integration/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+D=$WORK/demo
+ID=1234567812345678
+SUSPENDED=urn:gdhk-mr:svcstatus:suspended
+GRANTED=http://uri.etsi.org/TrstSvc/TrustedList/Svcstatus/granted
+
+# query ARGS...: `trustgate query` run inside the demo folder. Sets QOUT
+# (stdout and stderr) and QRC (exit status).
+query() {
+    QRC=0
+    QOUT=$(cd "$D" && "$TG" query "$@" 2>&1) || QRC=$?
+}
+
+# line NAME: the value of the "NAME: value" line of the last query.
+line() { printf '%s\n' "$QOUT" | sed -n "s/^$1: //p" | head -n 1; }
+
+# no_sanitizer_report WHAT: the last query's output carries no ASan/UBSan
+# report (under build/asan the client runs instrumented too).
+no_sanitizer_report() {
+    if [[ $QOUT =~ (AddressSanitizer|LeakSanitizer|runtime\ error:) ]]; then
+        fail "$1: sanitizer report:"
+        printf '%s\n' "$QOUT" | head -20 | sed 's/^/        | /'
+    fi
+}
+
+# certs SIDE: the certs.txt lines of one side (side ca ee expected alg root).
+certs() { grep -v '^#' "$D/certs.txt" | awk -v s="$1" '$1 == s'; }
+
+# flip_sig IN OUT: OUT is IN with the last octet of the BasicOCSPResponse
+# signature flipped (a DER walk; the certificate after it stays intact).
+flip_sig() {
+    python3 - "$1" "$2" <<'EOF'
+import sys
+def tlv(b, i):
+    i += 1
+    n = b[i]; i += 1
+    if n & 0x80:
+        k = n & 0x7f; n = int.from_bytes(b[i:i + k], "big"); i += k
+    return i, n                     # content offset, length
+b = bytearray(open(sys.argv[1], "rb").read())
+i, _ = tlv(b, 0)                    # OCSPResponse
+j, n = tlv(b, i); i = j + n         # responseStatus
+i, _ = tlv(b, i)                    # [0] responseBytes
+i, _ = tlv(b, i)                    # ResponseBytes
+j, n = tlv(b, i); i = j + n         # responseType
+i, _ = tlv(b, i)                    # OCTET STRING
+i, _ = tlv(b, i)                    # BasicOCSPResponse
+j, n = tlv(b, i); i = j + n         # tbsResponseData
+j, n = tlv(b, i); i = j + n         # signatureAlgorithm
+assert b[i] == 0x03, "no BIT STRING where the signature belongs"
+j, n = tlv(b, i)
+b[j + n - 1] ^= 0x01
+open(sys.argv[2], "wb").write(b)
+EOF
+}
+
+# ---------------------------------------------------------------------------
+# the demo world, checked offline
+
+test_demo_layout() {
+    t_name "demo: fixed layout, keys mode 0600, certs.txt and trustgate.ini"
+    local want got
+    want=$(
+        cat <<'EOF'
+README.txt
+certs.txt
+gd/organisation-ca/ca.key
+gd/organisation-ca/ca.pem
+gd/organisation-ca/crl.der
+gd/organisation-ca/crl.pem
+gd/organisation-ca/ee-good.key
+gd/organisation-ca/ee-good.pem
+gd/organisation-ca/ee-revoked.key
+gd/organisation-ca/ee-revoked.pem
+gd/organisation-ca/index.txt
+gd/organisation-ca/index.txt.attr
+gd/organisation-ca/ocsp.key
+gd/organisation-ca/ocsp.pem
+gd/personal-ca/ca.key
+gd/personal-ca/ca.pem
+gd/personal-ca/crl.der
+gd/personal-ca/crl.pem
+gd/personal-ca/ee-good.key
+gd/personal-ca/ee-good.pem
+gd/personal-ca/ee-revoked.key
+gd/personal-ca/ee-revoked.pem
+gd/personal-ca/index.txt
+gd/personal-ca/index.txt.attr
+gd/personal-ca/ocsp.key
+gd/personal-ca/ocsp.pem
+gd/root.key
+gd/root.pem
+hk/ecc-ca/ca.key
+hk/ecc-ca/ca.pem
+hk/ecc-ca/crl.der
+hk/ecc-ca/crl.pem
+hk/ecc-ca/ee-good.key
+hk/ecc-ca/ee-good.pem
+hk/ecc-ca/ee-revoked.key
+hk/ecc-ca/ee-revoked.pem
+hk/ecc-ca/index.txt
+hk/ecc-ca/index.txt.attr
+hk/ecc-ca/ocsp.key
+hk/ecc-ca/ocsp.pem
+hk/root.key
+hk/root.pem
+hk/rsa-ca/ca.key
+hk/rsa-ca/ca.pem
+hk/rsa-ca/crl.der
+hk/rsa-ca/crl.pem
+hk/rsa-ca/ee-good.key
+hk/rsa-ca/ee-good.pem
+hk/rsa-ca/ee-revoked.key
+hk/rsa-ca/ee-revoked.pem
+hk/rsa-ca/index.txt
+hk/rsa-ca/index.txt.attr
+hk/rsa-ca/ocsp.key
+hk/rsa-ca/ocsp.pem
+lists/gd.unsigned.xml
+lists/gd.xml
+lists/hk.unsigned.xml
+lists/hk.xml
+operators/gd-operator.key
+operators/gd-operator.pem
+operators/hk-operator.key
+operators/hk-operator.pem
+signers/gd-responder.key
+signers/gd-responder.pem
+signers/hk-responder.key
+signers/hk-responder.pem
+trustgate.ini
+EOF
+    )
+    got=$(cd "$D" && find . -type f ! -path './cache/*' ! -name '*.log' | sed 's|^\./||' | LC_ALL=C sort)
+    assert_eq "$want" "$got" "files of the demo world" || true
+    [[ -d $D/cache ]] || fail "no cache folder"
+    local k bad=""
+    while read -r k; do
+        [[ $(stat -c %a "$k") == 600 ]] || bad+=" $k"
+    done < <(find "$D" -name '*.key')
+    assert_eq "" "$bad" "key files not mode 0600" || true
+    assert_eq 8 "$(grep -vc '^#' "$D/certs.txt")" "certs.txt lines" || true
+    assert_eq 2 "$(grep -v '^#' "$D/certs.txt" | grep -c ' suspended-ca ')" "suspended-ca lines" || true
+    local ini
+    ini=$(cat "$D/trustgate.ini")
+    local want_line
+    for want_line in "listen = 127.0.0.1:8080" "admin_socket = admin.sock" "path = cache" \
+        "allow_file_urls = yes" "[signer gd]" "[signer hk]" "source = lists/gd.xml" \
+        "source = lists/hk.xml" "operator_cert = operators/gd-operator.pem" "mode = sign" \
+        "mode = relay"; do
+        assert_contains "$want_line" "$ini" "trustgate.ini" || true
+    done
+    assert_contains "openssl ocsp -index hk/rsa-ca/index.txt" "$(cat "$D/README.txt")" "README" || true
+}
+
+test_demo_refuses_nonempty() {
+    t_name "demo: refuses a non-empty folder without --force; usage errors exit 2"
+    local d2=$WORK/demo2 rc=0 out
+    mkdir -p "$d2"
+    echo keep >"$d2/mine.txt"
+    out=$("$TG" demo "$d2" 2>&1) || rc=$?
+    assert_ne 0 "$rc" "demo into a non-empty folder" || true
+    assert_contains "not empty" "$out" "refusal message" || true
+    [[ ! -e $d2/trustgate.ini ]] || fail "wrote into a non-empty folder"
+    rc=0
+    "$TG" demo --force "$d2" >/dev/null 2>&1 || rc=$?
+    assert_eq 0 "$rc" "demo --force" || true
+    [[ -f $d2/lists/gd.xml && -f $d2/mine.txt ]] || fail "--force: world missing or other files removed"
+    rc=0
+    "$TG" demo >/dev/null 2>&1 || rc=$?
+    assert_eq 2 "$rc" "demo without DIR" || true
+}
+
+test_chains_rsa_ecdsa() {
+    t_name "hk chains verify with openssl verify (RSA-2048 root, RSA and P-256 issuing CAs)"
+    local side ca ee root out
+    while read -r side ca ee _ _ root; do
+        out=$(cd "$D" && openssl verify -CAfile "$root" -untrusted "$ca" "$ee" 2>&1) || true
+        assert_eq "$ee: OK" "$out" "openssl verify $ee" || true
+    done < <(certs hk)
+    out=$(cd "$D" && openssl verify -CAfile hk/root.pem signers/hk-responder.pem 2>&1) || true
+    assert_eq "signers/hk-responder.pem: OK" "$out" "hk responder signer" || true
+    out=$(openssl x509 -in "$D/hk/ecc-ca/ee-good.pem" -noout -text)
+    assert_contains "ecdsa-with-SHA256" "$out" "ECDSA EE signature algorithm" || true
+    assert_contains "NIST CURVE: P-256" "$out" "ECDSA EE key" || true
+    out=$(openssl x509 -in "$D/hk/rsa-ca/ca.pem" -noout -text)
+    assert_contains "Public-Key: (2048 bit)" "$out" "RSA issuing CA key" || true
+}
+
+test_chains_sm2() {
+    t_name "gd SM2 certificates verify with -vfyopt distid:$ID, and not without the ID"
+    local side ca ee root out
+    while read -r side ca ee _ _ root; do
+        out=$(cd "$D" && openssl verify -vfyopt "distid:$ID" -partial_chain -CAfile "$ca" "$ee" 2>&1) || true
+        assert_eq "$ee: OK" "$out" "EE by issuing CA: $ee" || true
+        out=$(cd "$D" && openssl verify -partial_chain -CAfile "$ca" "$ee" 2>&1) || true
+        assert_ne "$ee: OK" "$out" "$ee verifies with OpenSSL's empty ID" || true
+        out=$(cd "$D" && openssl verify -vfyopt "distid:$ID" -partial_chain -CAfile "$root" "$ca" 2>&1) || true
+        assert_eq "$ca: OK" "$out" "issuing CA by root: $ca" || true
+    done < <(certs gd)
+    out=$(cd "$D" && openssl verify -vfyopt "distid:$ID" -partial_chain -CAfile gd/root.pem \
+        signers/gd-responder.pem 2>&1) || true
+    assert_eq "signers/gd-responder.pem: OK" "$out" "gd responder signer by root" || true
+    out=$(openssl x509 -in "$D/gd/root.pem" -noout -text)
+    assert_contains "Signature Algorithm: SM2-with-SM3" "$out" "root signature algorithm" || true
+    assert_contains "ASN1 OID: SM2" "$out" "root key" || true
+}
+
+test_crls() {
+    t_name "CRLs: RSA/ECDSA verify with openssl crl -verify; every CRL lists its revoked serial"
+    local side ca ee dir serial out
+    for side in hk gd; do
+        while read -r side ca ee _ _ _; do
+            [[ $ee == */ee-revoked.pem ]] || continue
+            dir=$(dirname "$ca")
+            serial=$(openssl x509 -in "$D/$ee" -noout -serial | cut -d= -f2)
+            out=$(openssl crl -in "$D/$dir/crl.pem" -noout -text 2>&1) || true
+            assert_contains "Serial Number: $serial" "$out" "$dir/crl.pem lists $ee" || true
+            assert_contains "Key Compromise" "$out" "$dir/crl.pem reason" || true
+            assert_match "Next Update: " "$out" "$dir/crl.pem nextUpdate" || true
+            if [[ $side == hk ]]; then
+                out=$(openssl crl -in "$D/$dir/crl.pem" -noout -verify -CAfile "$D/$ca" 2>&1) || true
+                assert_eq "verify OK" "$out" "openssl crl -verify $dir" || true
+            else
+                assert_contains "Signature Algorithm: SM2-with-SM3" "$out" "$dir CRL algorithm" || true
+            fi
+            cmp -s "$D/$dir/crl.der" <(openssl crl -in "$D/$dir/crl.pem" -outform DER) ||
+                fail "$dir: crl.der and crl.pem differ"
+            assert_match "^R	[0-9]{12}Z	[0-9]{12}Z,keyCompromise	$serial	unknown	/" \
+                "$(grep '^R' "$D/$dir/index.txt")" "$dir/index.txt revoked line" || true
+        done < <(certs "$side")
+    done
+}
+
+test_ee_contents() {
+    t_name "end-entity certificates: policy OIDs, AIA OCSP, CRL DP named by the CA's SHA-256"
+    local side ca ee fp out
+    while read -r side ca ee _ _ _; do
+        fp=$(openssl x509 -in "$D/$ca" -outform DER | sha256sum | cut -d' ' -f1)
+        out=$(openssl x509 -in "$D/$ee" -noout -ext certificatePolicies,authorityInfoAccess,crlDistributionPoints 2>&1)
+        assert_contains "OCSP - URI:http://127.0.0.1:8080/ocsp" "$out" "$ee AIA" || true
+        assert_contains "URI:http://127.0.0.1:8080/crl/$side/$fp.crl" "$out" "$ee CRL DP" || true
+        if [[ $side == hk ]]; then
+            assert_match "Policy: 2\.16\.344\.8\.2\.2008\.810\.2\.2024\.[0-9]+\.[0-9]+" "$out" "$ee policy" || true
+        else
+            assert_match "Policy: 1\.2\.156\.99999\.810\.[12]\." "$out" "$ee policy" || true
+        fi
+        [[ $(openssl x509 -in "$D/$ee" -noout -serial | cut -d= -f2 | tr -d '\n' | wc -c) -eq 32 ]] ||
+            fail "$ee: serial is not 16 octets"
+    done < <(grep -v '^#' "$D/certs.txt")
+}
+
+test_lists_xmlsec() {
+    if ! command -v xmlsec1 >/dev/null; then
+        t_skip "both lists verify with xmlsec1" "xmlsec1 not installed"
+        return 0
+    fi
+    t_name "both lists verify with xmlsec1 against the pinned operator certificate; a change breaks it"
+    local s rc
+    for s in gd hk; do
+        rc=0
+        xmlsec1 --verify --pubkey-cert-pem "$D/operators/$s-operator.pem" \
+            --enabled-reference-uris empty,same-doc "$D/lists/$s.xml" >/dev/null 2>&1 || rc=$?
+        assert_eq 0 "$rc" "xmlsec1 --verify lists/$s.xml" || true
+    done
+    sed "s|$SUSPENDED|$GRANTED|" "$D/lists/gd.xml" >"$WORK/gd-tampered.xml"
+    rc=0
+    xmlsec1 --verify --pubkey-cert-pem "$D/operators/gd-operator.pem" \
+        --enabled-reference-uris empty,same-doc "$WORK/gd-tampered.xml" >/dev/null 2>&1 || rc=$?
+    assert_ne 0 "$rc" "xmlsec1 accepted a list whose suspension was edited out" || true
+    rc=0
+    xmlsec1 --verify --pubkey-cert-pem "$D/operators/hk-operator.pem" \
+        --enabled-reference-uris empty,same-doc "$D/lists/gd.xml" >/dev/null 2>&1 || rc=$?
+    assert_ne 0 "$rc" "xmlsec1 accepted gd.xml with the hk operator" || true
+}
+
+test_check() {
+    t_name "trustgate check -c DIR/trustgate.ini exits 0 and verifies both lists"
+    local out rc=0
+    out=$(cd "$WORK" && "$TG" check -c "$D/trustgate.ini" 2>&1) || rc=$?
+    assert_eq 0 "$rc" "exit status" || true
+    assert_contains "trust list gd: CN sequence 1, 2 categories, verified" "$out" "gd list" || true
+    assert_contains "trust list hk: HK sequence 1, 2 categories, verified" "$out" "hk list" || true
+    assert_contains "signer gd: sm2" "$out" "gd signer" || true
+    assert_contains "signer hk: ecdsa-p256" "$out" "hk signer" || true
+}
+
+test_tl_show() {
+    t_name "tl show: one GD category suspended (granted before), HK all active, lists point at each other"
+    local out
+    out=$(cd "$D" && "$TG" tl show lists/gd.xml --operator-cert operators/gd-operator.pem 2>&1) || true
+    assert_contains "signature:   verified by" "$out" "gd verified" || true
+    assert_eq 1 "$(grep -c '^    status: suspended since' <<<"$out")" "gd suspended categories" || true
+    assert_eq 1 "$(grep -c '^    status: active since' <<<"$out")" "gd active categories" || true
+    assert_contains "history:" "$out" "gd ServiceHistory" || true
+    assert_contains "http://127.0.0.1:8080/trustlist/hk.xml  territory HK" "$out" "gd points at hk" || true
+    assert_contains "policy: 1.2.156.99999.810.2 (prefix match)" "$out" "gd policy" || true
+    assert_contains "supply point: crl file://$D/gd/personal-ca/crl.der" "$out" "gd CRL supply point" || true
+    out=$(cd "$D" && "$TG" tl show lists/hk.xml --operator-cert operators/hk-operator.pem 2>&1) || true
+    assert_eq 2 "$(grep -c '^    status: active since' <<<"$out")" "hk active categories" || true
+    assert_contains "policy: 2.16.344.8.2.2008.810.2 (prefix match)" "$out" "hk policy" || true
+    assert_contains "http://127.0.0.1:8080/trustlist/gd.xml  territory CN" "$out" "hk points at gd" || true
+    assert_contains "supply point: ocsp http://127.0.0.1:8081/" "$out" "hk OCSP supply point" || true
+}
+
+test_resign_template() {
+    t_name "unsigned templates: reinstate the suspended category, re-sign with tl sign, tl show agrees"
+    local out rc=0
+    sed -e "s|<tsl:ServiceStatus>$SUSPENDED</tsl:ServiceStatus>|<tsl:ServiceStatus>$GRANTED</tsl:ServiceStatus>|" \
+        -e 's|<tsl:TSLSequenceNumber>1<|<tsl:TSLSequenceNumber>2<|' \
+        "$D/lists/gd.unsigned.xml" >"$WORK/gd2.unsigned.xml"
+    (cd "$D" && "$TG" tl sign --key operators/gd-operator.key --cert operators/gd-operator.pem \
+        "$WORK/gd2.unsigned.xml" "$WORK/gd2.xml") >/dev/null 2>&1 || rc=$?
+    assert_eq 0 "$rc" "tl sign" || return 0
+    out=$("$TG" tl show "$WORK/gd2.xml" --operator-cert "$D/operators/gd-operator.pem" 2>&1) || true
+    assert_contains "sequence:    2" "$out" "sequence" || true
+    assert_eq 0 "$(grep -c '^    status: suspended' <<<"$out")" "suspended categories" || true
+    assert_eq 2 "$(grep -c '^    status: active since' <<<"$out")" "active categories" || true
+}
+
+# upstream_kit SIDE SLUG [openssl ocsp args...]: starts the CA's own
+# responder on a free port, asks it about the good and the revoked
+# certificate (no --signer: a delegated responder of the CA), stops it.
+upstream_kit() {
+    local side=$1 slug=$2 port pid i
+    shift 2
+    port=$(free_port)
+    (cd "$D" && exec openssl ocsp -index "$side/$slug/index.txt" -CA "$side/$slug/ca.pem" \
+        -rsigner "$side/$slug/ocsp.pem" -rkey "$side/$slug/ocsp.key" "$@" -port "$port" -nmin 60) \
+        >>"$WORK/upstream-$slug.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    for ((i = 0; i < 50; i++)); do
+        query --url "http://127.0.0.1:$port/" --issuer "$side/$slug/ca.pem" --cert "$side/$slug/ee-good.pem" --timeout-ms 500
+        ((QRC != 5)) && break
+        sleep 0.1
+    done
+    assert_eq 0 "$QRC" "$slug good: exit status ($QOUT)" || true
+    assert_eq good "$(line certStatus)" "$slug good: certStatus" || true
+    assert_match "^delegated responder of the CA " "$(line signer)" "$slug good: signer" || true
+    query --url "http://127.0.0.1:$port/" --issuer "$side/$slug/ca.pem" --cert "$side/$slug/ee-revoked.pem" --nonce
+    assert_eq 1 "$QRC" "$slug revoked: exit status ($QOUT)" || true
+    assert_eq "keyCompromise (1)" "$(line reason)" "$slug revoked: reason" || true
+    assert_eq echoed "$(line nonce)" "$slug revoked: nonce" || true
+    no_sanitizer_report "$slug"
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+test_upstream_kits() {
+    t_name "upstream kits: openssl ocsp -index answers for hk/rsa-ca (RSA) and gd/personal-ca (SM2)"
+    upstream_kit hk rsa-ca
+    upstream_kit gd personal-ca -rmd sm3 -rsigopt "distid:$ID"
+    assert_eq sm2-with-sm3 "$(line signature | sed 's/^OK (\(.*\))$/\1/')" "SM2 upstream signature" || true
+}
+
+# ---------------------------------------------------------------------------
+# trustgate serve on the demo configuration, asked with trustgate query
+
+test_query_suspended_sm2() {
+    t_name "query: suspended GD category -> SM2-signed revoked/certificateHold at the suspension time"
+    local since
+    query --url "$URL" --issuer gd/organisation-ca/ca.pem --cert gd/organisation-ca/ee-good.pem \
+        --signer signers/gd-responder.pem --sm3 --nonce
+    assert_eq 1 "$QRC" "exit status ($QOUT)" || true
+    assert_eq revoked "$(line certStatus)" "certStatus" || true
+    assert_eq "certificateHold (6)" "$(line reason)" "reason" || true
+    assert_eq "OK (sm2-with-sm3)" "$(line signature)" "signature" || true
+    assert_match "^trusted responder \(--signer\) CN=GD Demo trustgate OCSP Responder \(SM2\)" \
+        "$(line signer)" "signer" || true
+    assert_eq echoed "$(line nonce)" "nonce" || true
+    since=$(cd "$D" && "$TG" tl show lists/gd.xml --operator-cert operators/gd-operator.pem |
+        sed -n 's/^    status: suspended since \([^ ]*\).*/\1/p')
+    assert_eq "$since" "$(line revocationTime)" "revocationTime = suspension start" || true
+    # the revoked certificate of the same category gets the same answer
+    query --url "$URL" --issuer gd/organisation-ca/ca.pem --cert gd/organisation-ca/ee-revoked.pem \
+        --signer signers/gd-responder.pem --get --json
+    assert_eq 1 "$QRC" "GET --json exit status ($QOUT)" || true
+    assert_contains '"reason":"certificateHold"' "$QOUT" "GET --json reason" || true
+    no_sanitizer_report "query"
+}
+
+test_query_tampered() {
+    t_name "query --respin: the saved response verifies; one flipped signature bit is refused"
+    local args=(--issuer gd/organisation-ca/ca.pem --cert gd/organisation-ca/ee-good.pem
+        --signer signers/gd-responder.pem)
+    query --url "$URL" "${args[@]}" --out "$WORK/resp.der"
+    assert_eq 1 "$QRC" "fetch exit status ($QOUT)" || return 0
+    query --respin "$WORK/resp.der" "${args[@]}"
+    assert_eq 1 "$QRC" "saved response: exit status ($QOUT)" || true
+    assert_eq "OK (sm2-with-sm3)" "$(line signature)" "saved response: signature" || true
+    flip_sig "$WORK/resp.der" "$WORK/resp-bad.der" || { fail "cannot find the signature"; return 0; }
+    assert_eq 1 "$(cmp -l "$WORK/resp.der" "$WORK/resp-bad.der" | wc -l)" "bytes changed" || true
+    query --respin "$WORK/resp-bad.der" "${args[@]}"
+    assert_eq 4 "$QRC" "tampered: exit status ($QOUT)" || true
+    assert_eq "FAILED (bad_signature)" "$(line verification)" "tampered: verification" || true
+    # the right bytes but the wrong trust: no --signer, and trustgate is
+    # not a delegated responder of the CA
+    query --respin "$WORK/resp.der" --issuer gd/organisation-ca/ca.pem --cert gd/organisation-ca/ee-good.pem
+    assert_eq 4 "$QRC" "no --signer: exit status ($QOUT)" || true
+    assert_eq "FAILED (unauthorized_signer)" "$(line verification)" "no --signer: verification" || true
+    no_sanitizer_report "query"
+}
+
+test_query_active_unknown() {
+    t_name "query: active issuers -> signed unknown (ECDSA for hk, SM2 for gd), every hash, POST and GET"
+    query --url "$URL" --issuer hk/rsa-ca/ca.pem --cert hk/rsa-ca/ee-good.pem \
+        --signer signers/hk-responder.pem --nonce
+    assert_eq 3 "$QRC" "hk rsa: exit status ($QOUT)" || true
+    assert_eq unknown "$(line certStatus)" "hk rsa: certStatus" || true
+    assert_eq "OK (ecdsa-with-sha256)" "$(line signature)" "hk rsa: signature" || true
+    query --url "$URL" --issuer hk/ecc-ca/ca.pem --cert hk/ecc-ca/ee-good.pem \
+        --signer signers/hk-responder.pem --sha256 --get --json
+    assert_eq 3 "$QRC" "hk ecc GET sha256: exit status ($QOUT)" || true
+    assert_contains '"cert_status":"unknown"' "$QOUT" "hk ecc: cert_status" || true
+    assert_contains '"signature_algorithm":"ecdsa-with-sha256"' "$QOUT" "hk ecc: algorithm" || true
+    local h
+    for h in --sha1 --sha256 --sm3; do
+        query --url "$URL" --issuer gd/personal-ca/ca.pem --cert gd/personal-ca/ee-good.pem \
+            --signer signers/gd-responder.pem "$h"
+        assert_eq 3 "$QRC" "gd personal $h: exit status ($QOUT)" || true
+        assert_eq "OK (sm2-with-sm3)" "$(line signature)" "gd personal $h: signature" || true
+    done
+    no_sanitizer_report "query"
+}
+
+test_query_errors() {
+    t_name "query: unauthorized issuer exits 2, closed port 5, not OCSP 5, usage 64"
+    query --url "$URL" --issuer hk/root.pem --cert hk/rsa-ca/ca.pem
+    assert_eq 2 "$QRC" "issuer on no list ($QOUT)" || true
+    assert_eq "unauthorized (6)" "$(line responseStatus)" "responseStatus" || true
+    query --url "http://127.0.0.1:$(free_port)/ocsp" --issuer hk/rsa-ca/ca.pem --cert hk/rsa-ca/ee-good.pem
+    assert_eq 5 "$QRC" "closed port ($QOUT)" || true
+    query --url "http://127.0.0.1:$PORT/healthz" --issuer hk/rsa-ca/ca.pem --cert hk/rsa-ca/ee-good.pem --get
+    assert_eq 5 "$QRC" "not an OCSP endpoint ($QOUT)" || true
+    query --issuer hk/rsa-ca/ca.pem
+    assert_eq 64 "$QRC" "usage" || true
+    no_sanitizer_report "query"
+}
+
+test_openssl_vafile() {
+    t_name "openssl ocsp -VAfile accepts trustgate's ECDSA answer for the demo HK CA"
+    local out
+    out=$(cd "$D" && openssl ocsp -url "$URL" -issuer hk/ecc-ca/ca.pem -cert hk/ecc-ca/ee-good.pem \
+        -VAfile signers/hk-responder.pem 2>&1) || true
+    assert_contains "Response verify OK" "$out" "openssl verification" || true
+    assert_contains "ee-good.pem: unknown" "$out" "status" || true
+}
+
+# hk_list SEQ STATUS_URI: lists/hk.xml rewritten from the demo's unsigned
+# template with the RSA category's status set (history: granted before) and
+# the sequence number set, signed by the HK operator, renamed into place.
+hk_list() {
+    local seq=$1 status=$2
+    python3 - "$D/lists/hk.unsigned.xml" "$D/lists/hk.next.unsigned.xml" "$seq" "$status" <<'PY'
+import re, sys, time
+src, dst, seq, status = sys.argv[1:]
+doc = open(src, encoding="utf-8").read()
+doc = re.sub(r"<tsl:TSLSequenceNumber>\d+<", f"<tsl:TSLSequenceNumber>{seq}<", doc, count=1)
+now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 5))
+issued = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+doc = re.sub(r"<tsl:ListIssueDateTime>[^<]*<", f"<tsl:ListIssueDateTime>{issued}<", doc, count=1)
+# the first service is the RSA category: change its status, keep the old one as history
+i = doc.index("HK Personal e-Cert (RSA)")
+j = doc.index("<tsl:ServiceStatus>", i)
+k = doc.index("</tsl:StatusStartingTime>", j) + len("</tsl:StatusStartingTime>")
+old = doc[j:k]
+doc = doc[:j] + f"<tsl:ServiceStatus>{status}</tsl:ServiceStatus><tsl:StatusStartingTime>{now}</tsl:StatusStartingTime>" + doc[k:]
+open(dst, "w", encoding="utf-8").write(doc)
+PY
+    "$TG" tl sign --key "$D/operators/hk-operator.key" --cert "$D/operators/hk-operator.pem" \
+        "$D/lists/hk.next.unsigned.xml" "$D/lists/hk.next.xml" >/dev/null
+    mv -f "$D/lists/hk.next.xml" "$D/lists/hk.xml"
+}
+
+# wait_query EXIT ARGS...: repeats the query until it exits with EXIT (5 s).
+wait_query() {
+    local want=$1 i
+    shift
+    for ((i = 0; i < 50; i++)); do
+        query "$@"
+        [[ $QRC == "$want" ]] && return 0
+        sleep 0.1
+    done
+    assert_eq "$want" "$QRC" "query exit status; output: $QOUT"
+}
+
+test_hk_lifecycle() {
+    local args=(--url "$URL" --issuer hk/rsa-ca/ca.pem --cert hk/rsa-ca/ee-good.pem
+        --signer signers/hk-responder.pem --sha256)
+    local base=http://uri.etsi.org/TrstSvc/TrustedList/Svcstatus
+    t_name "demo HK list: suspend the RSA CA -> signed revoked, certificateHold"
+    hk_list 2 urn:gdhk-mr:svcstatus:suspended
+    wait_query 1 "${args[@]}"
+    assert_eq "certificateHold (6)" "$(line reason)" "reason"
+    t_name "demo HK list: reinstate it -> signed unknown again"
+    hk_list 3 "$base/granted"
+    wait_query 3 "${args[@]}"
+    t_name "demo HK list: terminate it -> signed revoked, privilegeWithdrawn"
+    hk_list 4 "$base/withdrawn"
+    wait_query 1 "${args[@]}"
+    assert_eq "privilegeWithdrawn (9)" "$(line reason)" "reason"
+    t_name "demo HK list: the ECDSA CA, untouched, still answers signed unknown"
+    query --url "$URL" --issuer hk/ecc-ca/ca.pem --cert hk/ecc-ca/ee-good.pem \
+        --signer signers/hk-responder.pem
+    assert_eq 3 "$QRC" "ECDSA CA status; output: $QOUT"
+}
+
+# ---------------------------------------------------------------------------
+
+t_name "setup: trustgate demo makes a world"
+rc=0
+out=$("$TG" demo "$D" 2>&1) || rc=$?
+if ((rc != 0)) || [[ ! -f $D/trustgate.ini ]]; then
+    fail "trustgate demo failed (exit $rc):"
+    printf '%s\n' "$out" | tail -n 20 | sed 's/^/        | /'
+    t_end
+    echo "$SKIPPED skipped"
+    echo "$PASSED passed, $FAILED failed"
+    exit 1
+fi
+t_end
+
+run_test test_demo_layout
+run_test test_demo_refuses_nonempty
+run_test test_chains_rsa_ecdsa
+run_test test_chains_sm2
+run_test test_crls
+run_test test_ee_contents
+run_test test_lists_xmlsec
+run_test test_check
+run_test test_tl_show
+run_test test_resign_template
+run_test test_upstream_kits
+
+PORT=$(free_port)
+URL=http://127.0.0.1:$PORT/ocsp
+sed -i "s/^listen = 127.0.0.1:8080\$/listen = 127.0.0.1:$PORT/" "$D/trustgate.ini"
+t_name "setup: trustgate serve -c DIR/trustgate.ini starts on the demo world"
+SRV_PID=
+if start_server "$D"; then
+    t_end
+    run_test test_query_suspended_sm2
+    run_test test_query_tampered
+    run_test test_query_active_unknown
+    run_test test_query_errors
+    run_test test_openssl_vafile
+    run_test test_hk_lifecycle
+    t_name "server exits 0 on SIGTERM; no sanitizer report in its log"
+    kill -TERM "$SRV_PID" 2>/dev/null || true
+    wait_exit "$SRV_PID" 5 || true
+    assert_eq 0 "$EXIT_RC" "exit status" || true
+    if grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$D/stderr.log"; then
+        fail "sanitizer report in the server log"
+    fi
+    t_end
+else
+    fail "the server did not start on the demo configuration"
+    t_end
+fi
+
+if ((${#FAILED_NAMES[@]} > 0)); then
+    echo "failed tests:"
+    printf '  - %s\n' "${FAILED_NAMES[@]}"
+fi
+echo "$SKIPPED skipped"
+echo "$PASSED passed, $FAILED failed"
+((FAILED == 0))
