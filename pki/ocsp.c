@@ -68,21 +68,6 @@ int tg_certid_eq(const tg_certid_t *a, const tg_certid_t *b)
 
 /* ---- request decoding ---- */
 
-/* The peer's bytes did not parse: an expected outcome, not an error to log.
- * An allocation failure inside OpenSSL is told apart (the caller answers it
- * like any other out-of-memory, not with malformedRequest); either way the
- * queue is left empty. */
-static int peer_error(void)
-{
-    int rc = TG_EMALFORMED;
-    unsigned long e;
-    while ((e = ERR_get_error()) != 0) {
-        if (ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE)
-            rc = TG_ENOMEM;
-    }
-    return rc;
-}
-
 /* Reads one definite-length header at *p (before end) and checks its class,
  * tag and form; leaves *p at the contents and their length in *out_len.
  * ASN1_get_object reads headers as d2i does and allocates nothing. */
@@ -282,7 +267,7 @@ static int take_nonce(X509_EXTENSION *ext, tg_ocsp_req_t *out)
     const unsigned char *q = p;
     ASN1_OCTET_STRING *inner = d2i_ASN1_OCTET_STRING(NULL, &q, vlen);
     if (inner == NULL)
-        return peer_error();
+        return tg_pki_peer_error();
     int rc = TG_EMALFORMED;
     int n = ASN1_STRING_length(inner);
     if (q == p + vlen && n >= 1 && n <= TG_NONCE_MAX_LEN) {
@@ -378,7 +363,7 @@ int tg_ocsp_req_decode(const uint8_t *der, size_t len, size_t max_certids, tg_oc
         }
     }
     if (req == NULL) {
-        int err = peer_error();
+        int err = tg_pki_peer_error();
         return rc == TG_ENOMEM ? rc : err;
     }
 
@@ -416,7 +401,7 @@ out:
     OCSP_REQUEST_free(req);
     if (rc != 0) {
         tg_ocsp_req_clear(out);
-        if (peer_error() == TG_ENOMEM && rc == TG_EMALFORMED)
+        if (tg_pki_peer_error() == TG_ENOMEM && rc == TG_EMALFORMED)
             rc = TG_ENOMEM;
     }
     return rc;

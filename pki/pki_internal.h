@@ -27,4 +27,9 @@ TG_WUR int tg_pki_hash_alg_from_nid(int nid, tg_hash_alg_t *out_alg);
  * is not const-qualified). */
 TG_WUR int tg_pki_certid_from_ocsp(OCSP_CERTID *id, tg_certid_t *out);
 
+/* Drains the OpenSSL error queue after a failure on peer-supplied data (an
+ * expected outcome, not logged). Returns TG_ENOMEM when OpenSSL ran out of
+ * memory, else TG_EMALFORMED. */
+int tg_pki_peer_error(void);
+
 #endif

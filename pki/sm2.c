@@ -2,6 +2,8 @@
  * research/sm2-openssl.md). */
 #include "pki/sm2.h"
 
+#include "pki/pki_internal.h"
+
 #include "common/log.h"
 
 #include <openssl/asn1.h>
@@ -15,9 +17,7 @@
 #include <limits.h>
 #include <string.h>
 
-/* A verification failed: an expected outcome with peer data. An allocation
- * failure inside OpenSSL is told apart; either way the queue is emptied. */
-static int peer_error(void)
+int tg_pki_peer_error(void)
 {
     int rc = TG_EMALFORMED;
     unsigned long e;
@@ -133,9 +133,9 @@ int tg_pki_digest_verify_init(EVP_MD_CTX *mctx, EVP_PKEY *pkey, const EVP_MD *md
         return rc;
     EVP_PKEY_CTX *pctx = NULL; /* owned by mctx */
     if (EVP_DigestVerifyInit(mctx, &pctx, md, NULL, pkey) != 1)
-        return peer_error();
+        return tg_pki_peer_error();
     if (tg_pki_is_sm2(pkey) && EVP_PKEY_CTX_set1_id(pctx, TG_SM2_ID, TG_SM2_ID_LEN) != 1)
-        return peer_error();
+        return tg_pki_peer_error();
     return 0;
 }
 
@@ -220,7 +220,7 @@ static int verify_item(const X509_ALGOR *alg, const ASN1_BIT_STRING *sig, const 
              : TG_EMALFORMED;
 out:
     if (rc != 0) {
-        int e = peer_error();
+        int e = tg_pki_peer_error();
         if (e == TG_ENOMEM)
             rc = e;
     }
@@ -273,7 +273,7 @@ int tg_pki_verify_signature(const X509_ALGOR *alg, const ASN1_BIT_STRING *sig, c
         /* One shot: EdDSA needs the whole message; the others stream it. */
         if (EVP_DigestVerify(mctx, ASN1_STRING_get0_data(sig), (size_t)ASN1_STRING_length(sig), tbs,
                              tbs_len) != 1)
-            rc = peer_error();
+            rc = tg_pki_peer_error();
     }
     EVP_MD_CTX_free(mctx);
     return rc;
@@ -294,7 +294,7 @@ int tg_pki_x509_verify_sm2aware(X509 *cert, EVP_PKEY *issuer_key)
     unsigned char *der = NULL;
     int n = i2d_X509(cert, &der);
     if (n <= 0)
-        return peer_error();
+        return tg_pki_peer_error();
     const uint8_t *tbs;
     size_t tbs_len;
     int rc = tg_pki_der_tbs(der, (size_t)n, &tbs, &tbs_len);

@@ -9,6 +9,7 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/file.h"
 #include "common/log.h"
 #include "pki/certid.h"
 #include "pki/ocsp.h"
@@ -119,65 +120,24 @@ static const char *reason_name(int reason)
     return names[reason];
 }
 
-/* Reads a whole regular file of at most max bytes into *out (owned). */
+/* Reads a whole file of at most max bytes into *out (owned); logs why not. */
 static int read_file(const char *path, size_t max, tg_buf_t *out)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        tg_error("query: %s: %s", path, strerror(errno));
-        return TG_EIO;
-    }
-    int rc = 0;
-    for (;;) {
-        if (out->len > max) {
-            tg_error("query: %s: larger than %zu bytes", path, max);
-            rc = TG_ETOOBIG;
-            break;
-        }
-        if ((rc = tg_buf_reserve(out, 4096)) != 0) {
-            tg_error("query: out of memory");
-            break;
-        }
-        ssize_t n = read(fd, out->data + out->len, out->cap - out->len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            tg_error("query: %s: %s", path, strerror(errno));
-            rc = TG_EIO;
-            break;
-        }
-        if (n == 0)
-            break;
-        out->len += (size_t)n;
-    }
-    close(fd);
+    int rc = tg_file_read(path, max, out);
+    if (rc == TG_ETOOBIG)
+        tg_error("query: %s: larger than %zu bytes", path, max);
+    else if (rc != 0)
+        tg_error("query: %s: %s", path, rc == TG_EIO ? strerror(errno) : tg_strerror(rc));
     return rc;
 }
 
+/* Writes the response for --out; logs why not. */
 static int write_file(const char *path, const uint8_t *p, size_t n)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
+    int rc = tg_file_write_atomic(path, p, n, 0644);
+    if (rc != 0)
         tg_error("query: %s: %s", path, strerror(errno));
-        return TG_EIO;
-    }
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            tg_error("query: %s: %s", path, strerror(errno));
-            close(fd);
-            return TG_EIO;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    if (close(fd) != 0) {
-        tg_error("query: %s: %s", path, strerror(errno));
-        return TG_EIO;
-    }
-    return 0;
+    return rc;
 }
 
 /* Loads the first certificate of a PEM file, or a DER certificate. */

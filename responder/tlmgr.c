@@ -1,6 +1,7 @@
 /* The trust-list manager: see tlmgr.h. */
 #include "responder/tlmgr.h"
 
+#include "common/file.h"
 #include "common/log.h"
 #include "responder/responder_internal.h"
 
@@ -107,64 +108,15 @@ static void count_refusal(tl_source_t *s, const char *code)
     pthread_mutex_unlock(&s->mgr->lock);
 }
 
+/* Reads a file source; err says why not. */
 static int read_file(const char *path, tg_buf_t *out, char *err, size_t err_len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, err_len, "%s: %s", path, strerror(errno));
-        return TG_EIO;
-    }
-    int rc = 0;
-    for (;;) {
-        if (out->len > TG_TL_MAX_BYTES) {
-            snprintf(err, err_len, "%s: larger than %zu bytes", path, (size_t)TG_TL_MAX_BYTES);
-            rc = TG_ETOOBIG;
-            break;
-        }
-        if (tg_buf_reserve(out, 65536) != 0) {
-            rc = TG_ENOMEM;
-            break;
-        }
-        ssize_t n = read(fd, out->data + out->len, out->cap - out->len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            snprintf(err, err_len, "%s: %s", path, strerror(errno));
-            rc = TG_EIO;
-            break;
-        }
-        if (n == 0)
-            break;
-        out->len += (size_t)n;
-    }
-    close(fd);
+    int rc = tg_file_read(path, TG_TL_MAX_BYTES, out);
+    if (rc == TG_ETOOBIG)
+        snprintf(err, err_len, "%s: larger than %zu bytes", path, (size_t)TG_TL_MAX_BYTES);
+    else if (rc != 0)
+        snprintf(err, err_len, "%s: %s", path, rc == TG_EIO ? strerror(errno) : tg_strerror(rc));
     return rc;
-}
-
-/* Writes bytes to path atomically: a temporary file, fsync, rename. */
-static int write_file_atomic(const char *path, const uint8_t *p, size_t n)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0)
-        return TG_EIO;
-    size_t off = 0;
-    while (off < n) {
-        ssize_t w = write(fd, p + off, n - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            break;
-        off += (size_t)w;
-    }
-    int ok = off == n && fsync(fd) == 0;
-    ok = close(fd) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return TG_EIO;
-    }
-    return 0;
 }
 
 static int mkdirs(const char *path)
@@ -390,7 +342,7 @@ static int accept_list(tl_source_t *s, tg_tl_list_t *list, int persist)
     atomic_fetch_add(&s->loads_ok, 1);
     atomic_store(&s->last_ok, (int64_t)time(NULL));
     log_counts(mgr, s);
-    if (persist && write_file_atomic(s->persist_path, list->raw, list->raw_len) != 0)
+    if (persist && tg_file_write_atomic(s->persist_path, list->raw, list->raw_len, 0640) != 0)
         tg_warn("trust list %s: cannot persist to %s: %s", s->name, s->persist_path,
                 strerror(errno));
     return 1;
