@@ -507,6 +507,11 @@ test_hk_lifecycle() {
     hk_list 2 urn:gdhk-mr:svcstatus:suspended
     wait_query 1 "${args[@]}"
     assert_eq "certificateHold (6)" "$(line reason)" "reason"
+    local out
+    out=$(cd "$D" && openssl ocsp -url "$URL" -issuer hk/rsa-ca/ca.pem -cert hk/rsa-ca/ee-good.pem \
+        -VAfile signers/hk-responder.pem -resp_text 2>&1) || true
+    assert_contains "Response verify OK" "$out" "openssl -VAfile verifies the ECDSA-signed rejection"
+    assert_contains "Revocation Reason: certificateHold (0x6)" "$out" "openssl sees certificateHold"
     t_name "demo HK list: reinstate it -> signed unknown again"
     hk_list 3 "$base/granted"
     wait_query 3 "${args[@]}"

@@ -282,6 +282,26 @@ XML
     refuse "reference to only part of the document" partial_reference
 }
 
+# Interoperability of the list signature with the xmlsec1 command line, both
+# ways: it verifies what `tl sign` made, and `tl show` accepts what it signs.
+test_xmlsec1_interop() {
+    t_name "xmlsec1 --verify accepts tl sign output; tl show accepts xmlsec1 --sign output"
+    local now out
+    now=$(date +%s)
+    signed_list "$WORK/ours.xml" operator 77 "$GRANTED" "$now"
+    out=$(xmlsec1 --verify --pubkey-cert-pem "$D/operator.pem" \
+        --enabled-reference-uris empty,same-doc "$WORK/ours.xml" 2>&1) || true
+    assert_contains "OK" "$out" "xmlsec1 --verify of tl sign output"
+    list_xml 78 "$GRANTED" "$now" |
+        sed -e 's|</tsl:TrustServiceStatusList>|<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"/><ds:Reference URI=""><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/></ds:Signature></tsl:TrustServiceStatusList>|' \
+            >"$WORK/theirs.tmpl"
+    xmlsec1 --sign --privkey-pem "$D/operator.key,$D/operator.pem" --output "$WORK/theirs.xml" \
+        "$WORK/theirs.tmpl" 2>/dev/null
+    local rc=0
+    out=$("$TG" tl show "$WORK/theirs.xml" --operator-cert "$D/operator.pem" 2>&1) || rc=$?
+    assert_eq 0 "$rc" "tl show of xmlsec1 --sign output: $(grep -m1 signature: <<<"$out")"
+}
+
 # Published lists (../shared/vectors/trustlists): each verifies with its own
 # signer through the command line, the known-bad ones and every list checked
 # against another list's signer are refused.
@@ -456,6 +476,7 @@ run_test test_http_source
 run_test test_suspend_reinstate_terminate
 run_test test_refusals
 run_test test_published_lists
+run_test test_xmlsec1_interop
 run_test test_latency_file
 run_test test_latency_admin
 run_test test_restart_serves_persisted
