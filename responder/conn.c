@@ -122,8 +122,9 @@ static void on_close(uv_handle_t *h)
 
 void tg_conn_close(tg_conn_t *c)
 {
-    if (c->state == TG_CONN_CLOSING)
+    if (c->closed)
         return;
+    c->closed = 1;
     c->state = TG_CONN_CLOSING;
     tg_worker_t *w = c->w;
     if (c->prev)
@@ -170,18 +171,47 @@ static void read_start(tg_conn_t *c)
  * connection ends after its writes, or a slow reader has too much queued. */
 static void update_reading(tg_conn_t *c)
 {
-    if (c->state == TG_CONN_CLOSING || c->state == TG_CONN_LINGER)
+    if (c->closed || c->state == TG_CONN_LINGER)
         return;
-    if (c->state == TG_CONN_WAITING || c->close_after_write ||
+    if (c->state == TG_CONN_WAITING || c->close_after_write || c->backpressure ||
         c->out.len + c->wbuf.len > OUT_HIGH_WATER)
         uv_read_stop((uv_stream_t *)&c->tcp);
     else
         read_start(c);
 }
 
+static void feed(tg_conn_t *c, const char *data, size_t len);
+static int flush_direct(tg_conn_t *c);
+
+/* Parsing paused for backpressure and the output is written: parse the
+ * requests that waited. A loop rather than recursion through the write
+ * path, so a long pipeline costs no stack. */
+static void resume_parsing(tg_conn_t *c)
+{
+    if (c->in_resume)
+        return;
+    c->in_resume = 1;
+    while (c->backpressure && !c->closed && !c->writing) {
+        c->backpressure = 0;
+        llhttp_resume(&c->parser);
+        tg_buf_t in = c->pending_in;
+        tg_buf_init(&c->pending_in);
+        feed(c, (const char *)in.data, in.len);
+        tg_buf_free(&in);
+        if (!flush_direct(c))
+            break; /* a queued write is in flight; on_write comes back here */
+    }
+    c->in_resume = 0;
+}
+
 /* Everything queued has been written. */
 static void writes_done(tg_conn_t *c)
 {
+    if (c->backpressure) {
+        resume_parsing(c);
+        if (c->closed || c->writing || c->backpressure)
+            return;
+    }
     if (c->state == TG_CONN_WAITING)
         return; /* an answer is still to come; tg_conn_async_end flushes it */
     if (c->close_after_write) {
@@ -226,26 +256,25 @@ static void on_write(uv_write_t *req, int status)
         writes_done(c);
 }
 
-/* Sends what `out` holds: first a direct write (no request object, no extra
- * loop iteration in the common case), then a queued write for the rest. */
-static void conn_flush(tg_conn_t *c)
+/* Writes what `out` holds: first directly (no request object, no extra
+ * loop iteration in the common case), then a queued write for the rest.
+ * Returns 1 when everything is written, 0 when a write is in flight or the
+ * connection closed. */
+static int flush_direct(tg_conn_t *c)
 {
-    if (c->state == TG_CONN_CLOSING || c->writing)
-        return;
-    if (c->out.len == 0) {
-        writes_done(c);
-        return;
-    }
+    if (c->closed || c->writing)
+        return 0;
+    if (c->out.len == 0)
+        return 1;
     uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     if (n < 0 && n != UV_EAGAIN) {
         tg_conn_close(c);
-        return;
+        return 0;
     }
     if (n > 0 && (size_t)n == c->out.len) {
         c->out.len = 0;
-        writes_done(c);
-        return;
+        return 1;
     }
     if (n > 0)
         tg_buf_consume(&c->out, (size_t)n);
@@ -257,14 +286,24 @@ static void conn_flush(tg_conn_t *c)
     c->wreq.data = c;
     if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
         tg_conn_close(c);
-        return;
+        return 0;
     }
     c->writing = 1;
+    return 0;
+}
+
+static void conn_flush(tg_conn_t *c)
+{
+    if (flush_direct(c))
+        writes_done(c);
 }
 
 /* Queues an error answer that ends the connection. */
 static void fail_request(tg_conn_t *c, tg_http_code_t code, const char *msg)
 {
+    if (c->error_sent)
+        return; /* llhttp reports a callback's refusal as its own error too */
+    c->error_sent = 1;
     c->close_after_write = 1;
     tg_http_respond(c, TG_EP_OTHER, code, "text/plain", NULL, TG_SLICE(msg, strlen(msg)));
 }
@@ -279,7 +318,7 @@ static void feed(tg_conn_t *c, const char *data, size_t len)
     case HPE_PAUSED:
         /* on_message_complete paused: the answer is deferred, or the
          * connection ends after this request */
-        if (c->state == TG_CONN_WAITING && !c->close_after_write) {
+        if ((c->state == TG_CONN_WAITING || c->backpressure) && !c->close_after_write) {
             const char *pos = llhttp_get_error_pos(&c->parser);
             size_t used = pos != NULL ? (size_t)(pos - data) : len;
             if (tg_buf_append(&c->pending_in, data + used, len - used) != 0)
@@ -300,7 +339,7 @@ static void feed(tg_conn_t *c, const char *data, size_t len)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     tg_conn_t *c = s->data;
-    if (nread == 0 || c->state == TG_CONN_CLOSING)
+    if (nread == 0 || c->closed)
         return;
     if (nread < 0) {
         /* EOF after complete requests: still deliver their answers */
@@ -328,12 +367,12 @@ void tg_conn_async_begin(tg_conn_t *c)
 
 int tg_conn_is_closing(const tg_conn_t *c)
 {
-    return c->state == TG_CONN_CLOSING;
+    return c->closed;
 }
 
 void tg_conn_async_end(tg_conn_t *c)
 {
-    if (c->state == TG_CONN_CLOSING) {
+    if (c->closed) {
         conn_unref(c);
         return;
     }
@@ -401,11 +440,16 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
     tg_conn_t *c = conn_of(p);
     if (count_bytes(c, n + LINE_OVERHEAD) != 0)
         return -1;
-    /* keep only as much of the name as the longest one we act on */
-    size_t room = sizeof(c->hfield) - c->hfield_len;
-    size_t take = n < room ? n : room;
-    memcpy(c->hfield + c->hfield_len, at, take);
-    c->hfield_len += n; /* may exceed the buffer: then it matches nothing */
+    /* keep only as much of the name as the longest one we act on; a longer
+     * name (possibly split over several reads) matches nothing */
+    if (c->hfield_len < sizeof(c->hfield)) {
+        size_t room = sizeof(c->hfield) - c->hfield_len;
+        size_t take = n < room ? n : room;
+        memcpy(c->hfield + c->hfield_len, at, take);
+    }
+    c->hfield_len += n;
+    if (c->hfield_len > sizeof(c->hfield))
+        c->hfield_len = sizeof(c->hfield) + 1; /* too long: matches nothing */
     return 0;
 }
 
@@ -470,7 +514,8 @@ static int on_headers_complete(llhttp_t *p)
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         if (tg_buf_append(&c->out, cont, sizeof(cont) - 1) != 0)
             return -1;
-        conn_flush(c);
+        /* no flush here: a failed write would close the connection under
+         * the parser; on_read flushes when llhttp returns */
     }
     return 0;
 }
@@ -498,7 +543,15 @@ static int on_message_complete(llhttp_t *p)
     if (c->body.cap > IDLE_KEEP_BYTES)
         tg_buf_free(&c->body);
     /* without keep-alive, later pipelined bytes are not requests */
-    return c->close_after_write ? HPE_PAUSED : 0;
+    if (c->close_after_write)
+        return HPE_PAUSED;
+    /* a read full of pipelined requests must not queue unbounded output:
+     * pause until it is written (resume_parsing) */
+    if (c->out.len + c->wbuf.len > OUT_HIGH_WATER) {
+        c->backpressure = 1;
+        return HPE_PAUSED;
+    }
+    return 0;
 }
 
 /* ---- accept and drain -------------------------------------------------- */

@@ -165,7 +165,11 @@ struct tg_conn {
     tg_buf_t pending_in; /* bytes after a request whose answer is pending */
     int writing;
     int close_after_write;
-    int draining; /* server is stopping: answer what is in flight, then close */
+    int draining;     /* server is stopping: answer what is in flight, then close */
+    int closed;       /* tg_conn_close ran: nothing may touch the handles again */
+    int error_sent;   /* an error answer ends this connection; no second one */
+    int backpressure; /* parsing paused until queued output is written */
+    int in_resume;    /* resume_parsing is running (no re-entry) */
 
     int last_ocsp_status; /* of the current request, -1 when not OCSP */
     char peer[48];        /* client address for the access log ("" when off) */

@@ -353,3 +353,100 @@ Test(http_limits_maxconn, third_connection_is_refused, .init = setup_two_conns, 
     close(b);
     close(c);
 }
+
+Test(http_limits, long_header_name_split_across_reads)
+{
+    /* a header name longer than the parser keeps, arriving in two reads,
+     * once overflowed the name buffer */
+    int fd = connect_server();
+    char part1[64], part2[1200];
+    int n = snprintf(part1, sizeof(part1), "GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    memset(part1 + n, 'A', sizeof(part1) - (size_t)n);
+    send_all(fd, part1, sizeof(part1));
+    usleep(100000);
+    memset(part2, 'B', sizeof(part2));
+    send_all(fd, part2, sizeof(part2));
+    send_all(fd, ": v\r\n\r\n", 7);
+    int closed;
+    char *r = recv_until(fd, "ok\n", 2000, &closed);
+    cr_assert(strstr(r, "HTTP/1.1 200 OK"), "got: %s", r);
+    free(r);
+    close(fd);
+}
+
+Test(http_limits, oversized_content_length_gets_exactly_one_answer)
+{
+    int fd = connect_server();
+    const char req[] = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n";
+    send_all(fd, req, sizeof(req) - 1);
+    int closed;
+    char *r = recv_until(fd, NULL, 2500, &closed);
+    cr_assert_eq(count(r, "HTTP/1.1 "), 1, "got: %s", r);
+    cr_assert(strstr(r, "HTTP/1.1 413 "), "got: %s", r);
+    free(r);
+    close(fd);
+}
+
+Test(http_limits, expect_continue_then_reset_does_not_crash)
+{
+    /* the 100 Continue write fails when the client has already reset: the
+     * connection must close once, outside the parser */
+    for (int i = 0; i < 100; i++) {
+        int fd = connect_server();
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        const char req[] = "POST /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                           "Content-Length: 1\r\n\r\nA";
+        send_all(fd, req, sizeof(req) - 1);
+        close(fd);
+    }
+    int fd = connect_server();
+    const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    send_all(fd, req, sizeof(req) - 1);
+    int closed;
+    char *r = recv_until(fd, "ok\n", 2000, &closed);
+    cr_assert(strstr(r, "HTTP/1.1 200 OK"), "server gone after resets: %s", r);
+    free(r);
+    close(fd);
+}
+
+Test(http_limits, long_pipeline_is_answered_in_full_and_in_order)
+{
+    /* thousands of pipelined requests in a few reads: parsing pauses while
+     * output waits (bounded memory) and resumes as the client reads */
+    enum { N = 3000 };
+    int fd = connect_server();
+    static char reqs[N * 40];
+    size_t len = 0;
+    for (int i = 0; i < N; i++)
+        len += (size_t)snprintf(reqs + len, sizeof(reqs) - len, "GET /%s HTTP/1.1\r\n\r\n",
+                                i % 2 ? "healthz" : "nope!");
+    send_all(fd, reqs, len);
+    size_t cap = (size_t)N * 400, got = 0;
+    char *buf = malloc(cap + 1);
+    int oks = 0, notfound = 0;
+    for (int spins = 0; spins < 400 && oks + notfound < N; spins++) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        ssize_t r = recv(fd, buf + got, cap - got, 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        buf[got] = '\0';
+        oks = count(buf, "HTTP/1.1 200 OK");
+        notfound = count(buf, "HTTP/1.1 404 ");
+    }
+    cr_assert_eq(oks, N / 2);
+    cr_assert_eq(notfound, N / 2);
+    /* order: 404, 200, 404, 200, ... */
+    char *p = buf;
+    for (int i = 0; i < N; i++) {
+        char *next = strstr(p, "HTTP/1.1 ");
+        cr_assert_not_null(next);
+        cr_assert(strncmp(next + 9, i % 2 ? "200" : "404", 3) == 0, "answer %d out of order", i);
+        p = next + 9;
+    }
+    free(buf);
+    close(fd);
+}
