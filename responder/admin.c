@@ -20,7 +20,7 @@
 
 #define ADMIN_MAX_LINE 256
 
-typedef struct {
+typedef struct admin_client {
     uv_pipe_t pipe;
     uv_write_t wreq;
     tg_server_t *srv;
@@ -29,6 +29,9 @@ typedef struct {
     tg_buf_t out;
     int answered;
     int config_rc;
+    int reload_pending; /* a reload answers later: keep the struct until then */
+    int closing, handle_closed;
+    struct admin_client *prev, *next; /* the server's open clients */
 } admin_client_t;
 
 /* A socket file left by a process that died is removed; one that answers
@@ -113,18 +116,41 @@ int tg_admin_listen(const char *path)
     return fd;
 }
 
+static void client_free(admin_client_t *c)
+{
+    tg_buf_free(&c->out);
+    free(c);
+}
+
 static void client_closed(uv_handle_t *h)
 {
     admin_client_t *c = h->data;
-    tg_buf_free(&c->out);
-    free(c);
+    c->handle_closed = 1;
+    if (!c->reload_pending)
+        client_free(c);
+}
+
+/* Closes a client once; unlinks it from the server's list. */
+static void client_close(admin_client_t *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    tg_server_t *srv = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->admin_clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    uv_close((uv_handle_t *)&c->pipe, client_closed);
 }
 
 static void client_written(uv_write_t *req, int status)
 {
     (void)status; /* the client may be gone; nothing to retry */
     admin_client_t *c = req->data;
-    uv_close((uv_handle_t *)&c->pipe, client_closed);
+    client_close(c);
 }
 
 /* One line of JSON: process, connections, and each configured list with
@@ -165,13 +191,13 @@ static void status_json(tg_server_t *srv, tg_buf_t *out)
 static void send_answer(admin_client_t *c)
 {
     if (c->out.len == 0) {
-        uv_close((uv_handle_t *)&c->pipe, client_closed);
+        client_close(c);
         return;
     }
     uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
     c->wreq.data = c;
     if (uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &b, 1, client_written) != 0)
-        uv_close((uv_handle_t *)&c->pipe, client_closed);
+        client_close(c);
 }
 
 /* Answers `reload` once every list is accepted, unchanged or refused: when
@@ -179,6 +205,12 @@ static void send_answer(admin_client_t *c)
 static void reload_done(void *arg, int accepted, int refused)
 {
     admin_client_t *c = arg;
+    c->reload_pending = 0;
+    if (c->closing) { /* the server stopped meanwhile */
+        if (c->handle_closed)
+            client_free(c);
+        return;
+    }
     if (tg_buf_printf(&c->out, "%s; trust lists: %d in force, %d refused\n",
                       c->config_rc == 0 ? "ok: configuration reloaded"
                                         : "error: configuration refused, the previous one stays "
@@ -200,9 +232,14 @@ static void answer(admin_client_t *c)
     if (tg_slice_eq_str(cmd, "status")) {
         status_json(srv, &c->out);
     } else if (tg_slice_eq_str(cmd, "reload")) {
-        tg_info("admin: reload requested");
-        c->config_rc = tg_server_reload(srv, reload_done, c);
-        return; /* reload_done answers */
+        if (srv->stopping) {
+            rc = tg_buf_append_str(&c->out, "error: the server is stopping\n");
+        } else {
+            tg_info("admin: reload requested");
+            c->reload_pending = 1;
+            c->config_rc = tg_server_reload(srv, reload_done, c);
+            return; /* reload_done answers */
+        }
     } else {
         rc = tg_buf_append_str(&c->out, "error: unknown command (try: status, reload)\n");
     }
@@ -228,7 +265,7 @@ static void client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (nread == UV_EOF && !c->answered && c->len > 0)
             answer(c); /* a command without a newline, then EOF */
         else if (!c->answered)
-            uv_close((uv_handle_t *)&c->pipe, client_closed);
+            client_close(c);
         return;
     }
     c->len += (size_t)nread;
@@ -239,7 +276,7 @@ static void client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         answer(c);
     } else if (c->len == sizeof(c->line)) {
         uv_read_stop(s);
-        uv_close((uv_handle_t *)&c->pipe, client_closed);
+        client_close(c);
     }
 }
 
@@ -254,9 +291,13 @@ static void on_admin_connection(uv_stream_t *server, int status)
     c->srv = srv;
     uv_pipe_init(&srv->loop, &c->pipe, 0);
     c->pipe.data = c;
+    c->next = srv->admin_clients;
+    if (c->next)
+        c->next->prev = c;
+    srv->admin_clients = c;
     if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 ||
         uv_read_start((uv_stream_t *)&c->pipe, client_alloc, client_read) != 0)
-        uv_close((uv_handle_t *)&c->pipe, client_closed);
+        client_close(c);
 }
 
 int tg_admin_start(tg_server_t *srv)
@@ -282,6 +323,9 @@ void tg_admin_stop(tg_server_t *srv)
         return;
     srv->admin_open = 0;
     uv_close((uv_handle_t *)&srv->admin, NULL);
+    /* a client that never sends its command must not keep the loop alive */
+    while (srv->admin_clients != NULL)
+        client_close(srv->admin_clients);
     if (srv->admin_path != NULL)
         unlink(srv->admin_path);
 }

@@ -229,7 +229,8 @@ struct tg_server {
 
     tg_tlmgr_t *tlmgr; /* trust lists (tlmgr.c) */
     uv_pipe_t admin;   /* admin socket (admin.c) */
-    int admin_fd;      /* bound by tg_server_new; -1 once the handle owns it */
+    struct admin_client *admin_clients;
+    int admin_fd; /* bound by tg_server_new; -1 once the handle owns it */
     int admin_open;
     char *admin_path;
 

@@ -332,6 +332,10 @@ static void on_signal(uv_signal_t *h, int signum)
         begin_stop(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
         return;
     }
+    if (srv->stopping) {
+        tg_info("SIGHUP while stopping: ignored");
+        return;
+    }
     if (tg_server_reload(srv, NULL, NULL) != 0)
         tg_warn("SIGHUP: configuration refused; still serving the previous one (trust lists "
                 "are reloaded all the same)");
