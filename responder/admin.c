@@ -200,8 +200,21 @@ static void send_answer(admin_client_t *c)
         client_close(c);
 }
 
-/* Answers `reload` once every list is accepted, unchanged or refused: when
- * the client reads "ok", the lists it installed are in force. */
+static void reload_taken_up(void *arg)
+{
+    admin_client_t *c = arg;
+    c->reload_pending = 0;
+    if (c->closing) {
+        if (c->handle_closed)
+            client_free(c);
+        return;
+    }
+    send_answer(c);
+}
+
+/* Answers `reload` once every list is accepted, unchanged or refused and
+ * every worker has taken the result up: when the client reads "ok", the
+ * lists it installed are in force everywhere. */
 static void reload_done(void *arg, int accepted, int refused)
 {
     admin_client_t *c = arg;
@@ -217,7 +230,9 @@ static void reload_done(void *arg, int accepted, int refused)
                                           "(see the log)",
                       accepted, refused) != 0)
         c->out.len = 0;
-    send_answer(c);
+    /* answer only once every worker answers from what was just loaded */
+    c->reload_pending = 1;
+    tg_server_when_taken_up(c->srv, reload_taken_up, c);
 }
 
 static void answer(admin_client_t *c)

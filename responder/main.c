@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
@@ -117,6 +118,13 @@ static int cmd_serve(int argc, char **argv)
     tg_log_set_level((tg_log_level_t)cfg->log_level);
     /* a peer that closes mid-write must cost an EPIPE, not the process */
     signal(SIGPIPE, SIG_IGN);
+    /* libuv's thread pool signs answers and loads lists; size it for the
+     * machine unless the operator did (read once, at its first use) */
+    if (getenv("UV_THREADPOOL_SIZE") == NULL) {
+        char n[16];
+        snprintf(n, sizeof(n), "%u", cfg->workers + 2 > 4 ? cfg->workers + 2 : 4);
+        setenv("UV_THREADPOOL_SIZE", n, 0);
+    }
 
     tg_info("trustgate %s starting (%s)", TG_VERSION,
             path ? path : "built-in default configuration");

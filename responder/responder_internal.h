@@ -188,7 +188,9 @@ struct tg_worker {
     uv_tcp_t listeners[TG_CONFIG_MAX_LISTEN];
     int listen_fds[TG_CONFIG_MAX_LISTEN];
     size_t n_listeners;
-    int started; /* loop initialised and running */
+    int started;               /* loop initialised and running */
+    _Atomic uint64_t gen_seen; /* the generation this worker answers from */
+    _Atomic int exited;
 
     tg_gen_t *gen; /* this worker's reference; cfg and snap below come from it */
     const tg_config_t *cfg;
@@ -225,6 +227,8 @@ struct tg_server {
     _Atomic int force_close;
     _Atomic uint64_t conns_total; /* open connections, all workers */
     _Atomic uint64_t gen_id;      /* id of srv->gen, read by workers per request */
+    struct ack_waiter *waiters;   /* waiting for every worker to take up a generation */
+    int main_closed;              /* the main loop's handles are closing */
     int stopping;
 
     tg_tlmgr_t *tlmgr; /* trust lists (tlmgr.c) */
@@ -258,6 +262,10 @@ void tg_gen_unref(tg_gen_t *gen);
 int tg_server_reload(tg_server_t *srv, tg_tlmgr_done_cb cb, void *arg);
 /* Returns a new reference to the current generation (any thread). */
 tg_gen_t *tg_server_gen_acquire(tg_server_t *srv);
+/* Calls cb(arg) on the main loop once every running worker answers from
+ * the current generation (or a later one): from then on, nothing built
+ * from an older one is sent (SPEC §6). May call cb at once. Main loop. */
+void tg_server_when_taken_up(tg_server_t *srv, void (*cb)(void *arg), void *arg);
 /* Publishes a generation made of cfgref and snap (new references are
  * taken) to every worker. Main loop only. Returns 0 or TG_ENOMEM. */
 TG_WUR int tg_server_publish(tg_server_t *srv, tg_cfgref_t *cfgref, tg_tl_snapshot_t *snap);

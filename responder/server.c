@@ -341,11 +341,62 @@ static void on_signal(uv_signal_t *h, int signum)
                 "are reloaded all the same)");
 }
 
+typedef struct ack_waiter {
+    uint64_t id;
+    void (*cb)(void *arg);
+    void *arg;
+    struct ack_waiter *next;
+} ack_waiter_t;
+
+/* 1 when every running worker answers from generation id or later. */
+static int taken_up(tg_server_t *srv, uint64_t id)
+{
+    for (size_t i = 0; i < srv->n_workers; i++) {
+        tg_worker_t *w = &srv->workers[i];
+        if (w->started && !atomic_load(&w->exited) && atomic_load(&w->gen_seen) < id)
+            return 0;
+    }
+    return 1;
+}
+
+static void run_waiters(tg_server_t *srv)
+{
+    for (ack_waiter_t **pp = &srv->waiters; *pp != NULL;) {
+        ack_waiter_t *a = *pp;
+        if (!taken_up(srv, a->id) && !srv->main_closed) {
+            pp = &a->next;
+            continue;
+        }
+        *pp = a->next;
+        a->cb(a->arg);
+        free(a);
+    }
+}
+
+void tg_server_when_taken_up(tg_server_t *srv, void (*cb)(void *arg), void *arg)
+{
+    uint64_t id = srv->gen->id;
+    ack_waiter_t *a = taken_up(srv, id) ? NULL : calloc(1, sizeof(*a));
+    if (a == NULL) {
+        cb(arg); /* taken up already (or no memory to wait: do not hang) */
+        return;
+    }
+    a->id = id;
+    a->cb = cb;
+    a->arg = arg;
+    a->next = srv->waiters;
+    srv->waiters = a;
+    wake_all(srv);
+}
+
 static void on_all_exited_check(uv_async_t *a)
 {
     tg_server_t *srv = a->data;
-    if (atomic_load(&srv->n_exited) < srv->n_workers)
+    run_waiters(srv);
+    if (srv->main_closed || atomic_load(&srv->n_exited) < srv->n_workers)
         return;
+    srv->main_closed = 1;
+    run_waiters(srv); /* nobody is left to wait for */
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
     uv_close((uv_handle_t *)&srv->sig_hup, NULL);

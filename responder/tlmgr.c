@@ -23,6 +23,13 @@
 #define MAX_REASONS 20
 
 typedef struct tl_source tl_source_t;
+typedef struct reload_batch reload_batch_t;
+
+/* A reload waiting for a source's next load to finish. */
+typedef struct batch_ref {
+    reload_batch_t *b;
+    struct batch_ref *next;
+} batch_ref_t;
 
 typedef struct {
     const char *code;
@@ -48,6 +55,8 @@ struct tl_source {
 
     tg_tl_list_t *accepted;         /* the list in force (owned reference) */
     int busy, again;                /* a load is running; run another after it */
+    batch_ref_t *deferred;          /* reloads answered by the next load */
+    int retired;                    /* replaced by a configuration reload */
     tg_tl_fetch_cache_t http_cache; /* URL sources: conditional requests */
 
     /* metrics (main loop writes, workers read) */
@@ -56,11 +65,11 @@ struct tl_source {
     reason_count_t refused[MAX_REASONS];
 };
 
-typedef struct {
+struct reload_batch {
     tg_tlmgr_done_cb cb;
     void *arg;
     int pending, accepted, refused;
-} reload_batch_t;
+};
 
 /* Sources replaced by a configuration reload: their handles close and their
  * loads finish on the loop, so they are freed later (next reload or exit). */
@@ -83,7 +92,7 @@ struct tg_tlmgr {
 typedef struct {
     uv_work_t work;
     tl_source_t *src;
-    reload_batch_t *batch;
+    batch_ref_t *batches; /* reloads this load answers */
     tg_buf_t bytes;
     int not_modified;
     tg_tl_list_t *list;
@@ -365,6 +374,16 @@ static void batch_done(reload_batch_t *b, int accepted)
     free(b);
 }
 
+static void complete_refs(batch_ref_t *r, int ok)
+{
+    while (r != NULL) {
+        batch_ref_t *next = r->next;
+        batch_done(r->b, ok);
+        free(r);
+        r = next;
+    }
+}
+
 static void load_done(uv_work_t *w, int status)
 {
     load_job_t *job = w->data;
@@ -375,7 +394,11 @@ static void load_done(uv_work_t *w, int status)
         job->rc = TG_EUV;
         job->why.code = "internal";
     }
-    if (job->rc == 0 && job->not_modified) {
+    if (s->retired) {
+        /* replaced by a configuration reload: its result no longer counts,
+         * and must neither be published nor persisted */
+        tg_tl_list_free(job->list);
+    } else if (job->rc == 0 && job->not_modified) {
         atomic_fetch_add(&s->loads_unchanged, 1);
         ok = 1;
     } else if (job->rc == 0) {
@@ -388,35 +411,58 @@ static void load_done(uv_work_t *w, int status)
                 job->why.code ? job->why.code : "internal", job->why.message,
                 s->accepted ? "the list in force" : "no list (none accepted yet)");
     }
-    reload_batch_t *batch = job->batch;
+    batch_ref_t *batches = job->batches;
     tg_buf_free(&job->bytes);
     free(job);
-    batch_done(batch, ok);
-    if (s->again) {
+    complete_refs(batches, ok);
+    if (s->retired) {
+        complete_refs(s->deferred, 0);
+        s->deferred = NULL;
         s->again = 0;
-        start_load(s, NULL);
+    } else if (s->again) {
+        s->again = 0;
+        start_load(s, NULL); /* answers the reloads deferred meanwhile */
     }
 }
 
+/* Loads a source in the thread pool. A reload (batch) is answered by the
+ * load that starts after it was asked for: when a load is already running
+ * it may have read the old bytes, so the batch waits for the next one. */
 static void start_load(tl_source_t *s, reload_batch_t *batch)
 {
+    if (batch != NULL) {
+        batch_ref_t *ref = calloc(1, sizeof(*ref));
+        if (ref == NULL) {
+            batch_done(batch, 0);
+        } else {
+            ref->b = batch;
+            ref->next = s->deferred;
+            s->deferred = ref;
+        }
+    }
+    if (s->retired) {
+        complete_refs(s->deferred, 0);
+        s->deferred = NULL;
+        return;
+    }
     if (s->busy) {
-        s->again = 1; /* the running load may have read the old bytes */
-        batch_done(batch, 1);
+        s->again = 1;
         return;
     }
     load_job_t *job = calloc(1, sizeof(*job));
     if (job == NULL) {
-        batch_done(batch, 0);
+        complete_refs(s->deferred, 0);
+        s->deferred = NULL;
         return;
     }
     job->src = s;
-    job->batch = batch;
+    job->batches = s->deferred;
+    s->deferred = NULL;
     job->http_cache = s->http_cache;
     job->work.data = job;
     if (uv_queue_work(&s->mgr->srv->loop, &job->work, load_work, load_done) != 0) {
+        complete_refs(job->batches, 0);
         free(job);
-        batch_done(batch, 0);
         return;
     }
     s->busy = 1;
@@ -703,8 +749,12 @@ void tg_tlmgr_reconfigure(tg_tlmgr_t *mgr, tg_tlmgr_done_cb cb, void *arg)
                         fresh[i].name, why.code ? why.code : "?");
         }
     }
-    for (size_t j = 0; j < mgr->n_sources; j++)
+    for (size_t j = 0; j < mgr->n_sources; j++) {
+        mgr->sources[j].retired = 1;
         source_stop(&mgr->sources[j]);
+        complete_refs(mgr->sources[j].deferred, 0);
+        mgr->sources[j].deferred = NULL;
+    }
     /* the old sources' handles close on the loop; keep them until then */
     tl_source_t *old_sources = mgr->sources;
     size_t old_n = mgr->n_sources;

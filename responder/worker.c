@@ -61,8 +61,13 @@ static void on_wake(uv_async_t *a)
     tg_worker_t *w = a->data;
     tg_server_t *srv = w->srv;
 
-    if (!w->stopping)
+    if (!w->stopping) {
         tg_worker_refresh(w);
+        /* tell the main loop which generation this worker answers from:
+         * from here on nothing built from an older one leaves it */
+        atomic_store(&w->gen_seen, w->gen->id);
+        uv_async_send(&srv->notify);
+    }
 
     if (atomic_load(&srv->stop_requested) && !w->stopping) {
         w->stopping = 1;
@@ -111,6 +116,7 @@ static void worker_main(void *arg)
     int rc = uv_loop_close(&w->loop);
     if (rc != 0)
         tg_warn("uv_loop_close: %s", uv_strerror(rc));
+    atomic_store(&w->exited, 1);
     atomic_fetch_add(&w->srv->n_exited, 1);
     uv_async_send(&w->srv->notify);
 }
