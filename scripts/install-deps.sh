@@ -15,7 +15,7 @@ PKGS=(
   libcurl4-openssl-dev curl
   libxml2-dev libxmlsec1-dev xmlsec1
   libcriterion-dev
-  python3
+  python3 iproute2
   wrk nginx-light gnuplot-nox
 )
 
