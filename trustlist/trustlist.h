@@ -6,7 +6,6 @@
  *   tg_tl_global_init()                          once per process
  *   tg_tl_load(bytes, pinned certs) → list       parse + verify (XMLDSig)
  *   tg_tl_snapshot_new(lists, names, prev)       index every CA certificate
- *   tg_tl_slot_publish(slot, snap)               swap it in for every worker
  *   tg_tl_snapshot_find(snap, certid) → CA       hot path, allocation-free
  *   tg_tl_ca_status_at(ca, now)                  active / suspended / ...
  *   tg_tl_global_cleanup()                       once, at exit
@@ -33,8 +32,6 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -388,39 +385,6 @@ TG_WUR int tg_tl_snapshot_counts(const tg_tl_snapshot_t *snap, size_t i, time_t 
  * Allocation-free. */
 tg_tl_status_t tg_tl_ca_status_at(const tg_tl_ca_t *ca, time_t t, time_t *out_since,
                                   tg_tl_reason_t *out_reason);
-
-/* ---- the current snapshot, swapped atomically (SPEC §6) -------------- */
-
-/* A cell holding the current snapshot. Readers keep their own reference
- * and a generation number; tg_tl_slot_refresh costs one atomic load when
- * nothing changed, so every request can call it. */
-typedef struct {
-    pthread_mutex_t mu;
-    tg_tl_snapshot_t *cur; /* guarded by mu */
-    _Atomic uint64_t gen;
-} tg_tl_slot_t;
-
-/* Initialises an empty slot. Returns 0 or TG_ENOMEM. */
-TG_WUR int tg_tl_slot_init(tg_tl_slot_t *slot);
-
-/* Drops the slot's reference and destroys it (readers must be gone). */
-void tg_tl_slot_destroy(tg_tl_slot_t *slot);
-
-/* Makes snap (may be NULL) the current snapshot: the slot takes its own
- * reference, drops the old one, and bumps the generation. Once this
- * returns, every later tg_tl_slot_refresh/get sees snap. */
-void tg_tl_slot_publish(tg_tl_slot_t *slot, tg_tl_snapshot_t *snap);
-
-/* Returns a new reference to the current snapshot (NULL if none); the
- * caller drops it with tg_tl_snapshot_unref. */
-tg_tl_snapshot_t *tg_tl_slot_get(tg_tl_slot_t *slot);
-
-/* A reader's cached view: *cache holds a reference (or NULL) and *gen its
- * generation (start both at NULL/0). When the slot's generation moved, the
- * cached reference is swapped for the current one. Returns *cache, which
- * stays valid until the next refresh or until the reader unrefs it. */
-const tg_tl_snapshot_t *tg_tl_slot_refresh(tg_tl_slot_t *slot, tg_tl_snapshot_t **cache,
-                                           uint64_t *gen);
 
 /* ---- command line --------------------------------------------------- */
 

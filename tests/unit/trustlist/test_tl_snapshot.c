@@ -442,8 +442,11 @@ Test(tl_snapshot, two_lists)
     free_cas(&c);
 }
 
+/* The publishing pattern of the responder: a current pointer swapped
+ * under a lock; readers take their own reference and use it unlocked. */
 typedef struct {
-    tg_tl_slot_t *slot;
+    pthread_mutex_t mu;
+    tg_tl_snapshot_t *cur;
     X509 *ca;
     volatile int stop;
     unsigned long lookups;
@@ -452,23 +455,23 @@ typedef struct {
 static void *reader(void *arg)
 {
     reader_t *r = arg;
-    tg_tl_snapshot_t *cache = NULL;
-    uint64_t gen = 0;
     tg_certid_t id;
     static const uint8_t serial[] = {1};
     if (tg_pki_certid_for(r->ca, TG_HASH_SHA1, serial, 1, &id) != 0)
         return NULL;
     while (!r->stop) {
-        const tg_tl_snapshot_t *s = tg_tl_slot_refresh(r->slot, &cache, &gen);
-        if (s != NULL && tg_tl_snapshot_find(s, &id) == NULL)
+        pthread_mutex_lock(&r->mu);
+        tg_tl_snapshot_t *s = tg_tl_snapshot_ref(r->cur);
+        pthread_mutex_unlock(&r->mu);
+        if (tg_tl_snapshot_find(s, &id) == NULL)
             abort();
+        tg_tl_snapshot_unref(s);
         r->lookups++;
     }
-    tg_tl_snapshot_unref(cache);
     return NULL;
 }
 
-Test(tl_snapshot, refcounts_and_slot)
+Test(tl_snapshot, refcounts_across_threads)
 {
     cas_t c;
     make_cas(&c);
@@ -483,40 +486,29 @@ Test(tl_snapshot, refcounts_and_slot)
     cr_expect_eq(kept->sequence, 1); /* still alive through the snapshot */
     tg_tl_snapshot_unref(NULL);
 
-    tg_tl_slot_t slot;
-    cr_assert_eq(tg_tl_slot_init(&slot), 0);
-    cr_expect_null(tg_tl_slot_get(&slot));
-    tg_tl_slot_publish(&slot, s);
-    tg_tl_snapshot_unref(s); /* the slot holds it now */
-    reader_t r = {.slot = &slot, .ca = c.ca[0]};
+    reader_t r = {.cur = s, .ca = c.ca[0]};
+    pthread_mutex_init(&r.mu, NULL);
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, reader, &r), 0);
     /* Swap new snapshots in while the reader looks up. */
-    tg_tl_snapshot_t *prev = tg_tl_slot_get(&slot);
     for (unsigned seq = 2; seq < 40; seq++) {
         v.seq = seq;
         l = parse(&v);
+        pthread_mutex_lock(&r.mu);
+        tg_tl_snapshot_t *prev = r.cur;
         tg_tl_snapshot_t *n = snap1(l, "hk", prev);
+        r.cur = n;
+        pthread_mutex_unlock(&r.mu);
         tg_tl_list_free(l);
-        tg_tl_slot_publish(&slot, n);
-        tg_tl_snapshot_unref(prev);
-        prev = n;
+        tg_tl_snapshot_unref(prev); /* readers may still hold it */
     }
     usleep(20000);
     r.stop = 1;
     cr_assert_eq(pthread_join(th, NULL), 0);
     cr_expect(r.lookups > 0);
-    tg_tl_snapshot_t *cur = tg_tl_slot_get(&slot);
-    cr_expect_eq(cur, prev);
-    cr_expect_eq(tg_tl_snapshot_list(cur, 0)->sequence, 39);
-    tg_tl_snapshot_unref(cur);
-    tg_tl_snapshot_unref(prev);
-    tg_tl_snapshot_t *cache = NULL;
-    uint64_t gen = 0;
-    cr_expect_not_null(tg_tl_slot_refresh(&slot, &cache, &gen));
-    tg_tl_slot_publish(&slot, NULL);
-    cr_expect_null(tg_tl_slot_refresh(&slot, &cache, &gen));
-    tg_tl_slot_destroy(&slot);
+    cr_expect_eq(tg_tl_snapshot_list(r.cur, 0)->sequence, 39);
+    tg_tl_snapshot_unref(r.cur);
+    pthread_mutex_destroy(&r.mu);
     free_cas(&c);
 }
 
