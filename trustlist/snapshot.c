@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #define REMOVED_URI "urn:trustgate:removed-from-list"
