@@ -135,8 +135,8 @@ static void serve_metrics(tg_conn_t *c)
     tg_buf_free(&m);
 }
 
-/* SPEC §5: ready when every configured list is in force and not past its
- * NextUpdate. The LMDB cache joins the conditions when it exists. */
+/* SPEC §5: ready when the cache is open and every configured list is in
+ * force and not past its NextUpdate. */
 static void serve_readyz(tg_conn_t *c)
 {
     const tg_config_t *cfg = c->w->cfg;
@@ -148,9 +148,13 @@ static void serve_readyz(tg_conn_t *c)
     size_t mark = body.len;
     int ready = 1;
     rc |= tg_buf_append_str(&body, "false,\"reasons\":[");
-    if (cfg->n_trustlists == 0) {
+    if (c->w->srv->cache == NULL) {
         ready = 0;
-        rc |= tg_buf_append_str(&body, "\"no trust list is configured\"");
+        rc |= tg_buf_append_str(&body, "\"cache not open\"");
+    }
+    if (cfg->n_trustlists == 0) {
+        rc |= tg_buf_printf(&body, "%s\"no trust list is configured\"", ready ? "" : ",");
+        ready = 0;
     }
     for (size_t i = 0; i < cfg->n_trustlists; i++) {
         const char *name = cfg->trustlists[i].name;

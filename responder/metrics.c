@@ -159,5 +159,30 @@ int tg_metrics_render(tg_server_t *srv, tg_buf_t *out)
                             (unsigned long long)SUM(srv, signed_responses[a]));
     if (srv->tlmgr != NULL)
         rc |= tg_tlmgr_render_metrics(srv->tlmgr, out);
+    tg_cache_stats_t cs;
+    if (srv->cache != NULL && tg_cache_stats(srv->cache, &cs) == 0) {
+        rc |= tg_buf_printf(
+            out,
+            "# HELP trustgate_cache_entries Entries per LMDB database.\n"
+            "# TYPE trustgate_cache_entries gauge\n"
+            "trustgate_cache_entries{db=\"ocsp\"} %llu\ntrustgate_cache_entries{db=\"crl\"} %llu\n"
+            "trustgate_cache_entries{db=\"revoked\"} %llu\n"
+            "trustgate_cache_entries{db=\"trustlist\"} %llu\n"
+            "# HELP trustgate_cache_map_bytes LMDB map size and bytes in use.\n"
+            "# TYPE trustgate_cache_map_bytes gauge\n"
+            "trustgate_cache_map_bytes{kind=\"size\"} %llu\n"
+            "trustgate_cache_map_bytes{kind=\"used\"} %llu\n"
+            "# HELP trustgate_cache_map_full_total MDB_MAP_FULL occurrences (swept and retried).\n"
+            "# TYPE trustgate_cache_map_full_total counter\ntrustgate_cache_map_full_total %llu\n"
+            "# HELP trustgate_cache_writes_total Cache writes committed, and failed.\n"
+            "# TYPE trustgate_cache_writes_total counter\n"
+            "trustgate_cache_writes_total{result=\"ok\"} %llu\n"
+            "trustgate_cache_writes_total{result=\"error\"} %llu\n",
+            (unsigned long long)cs.ocsp_entries, (unsigned long long)cs.crl_entries,
+            (unsigned long long)cs.revoked_entries, (unsigned long long)cs.trustlist_entries,
+            (unsigned long long)cs.map_size, (unsigned long long)cs.used_bytes,
+            (unsigned long long)cs.map_full, (unsigned long long)cs.writes,
+            (unsigned long long)cs.write_errors);
+    }
     return rc == 0 ? 0 : TG_ENOMEM;
 }

@@ -11,6 +11,7 @@
 #include "trustlist/trustlist.h"
 #include "responder/server.h"
 #include "responder/tlmgr.h"
+#include "cache/cache.h"
 
 #include <llhttp.h>
 #include <pthread.h>
@@ -232,6 +233,7 @@ struct tg_server {
     int stopping;
 
     tg_tlmgr_t *tlmgr; /* trust lists (tlmgr.c) */
+    tg_cache_t *cache; /* the LMDB status store, open for the server's life */
     uv_pipe_t admin;   /* admin socket (admin.c) */
     struct admin_client *admin_clients;
     int admin_fd; /* bound by tg_server_new; -1 once the handle owns it */

@@ -151,6 +151,12 @@ int tg_server_new(tg_config_t *cfg, const char *config_path, tg_server_t **out_s
             srv->workers[i].listen_fds[j] = fd;
         }
     }
+    /* the cache opens before anything serves: a restart answers from it */
+    rc = tg_cache_open(cfg->cache_path, cfg->map_size_mb, &srv->cache);
+    if (rc != 0) {
+        tg_error("cache %s: cannot open (%s)", cfg->cache_path, tg_strerror(rc));
+        goto fail;
+    }
     if (cfg->admin_socket != NULL) {
         if ((srv->admin_path = strdup(cfg->admin_socket)) == NULL)
             goto fail;
@@ -190,6 +196,7 @@ void tg_server_free(tg_server_t *srv)
     }
     free(srv->workers);
     tg_tlmgr_free(srv->tlmgr);
+    tg_cache_close(srv->cache); /* finishes queued writes */
     tg_gen_unref(srv->gen);
     if (srv->access_fd >= 0)
         close(srv->access_fd);

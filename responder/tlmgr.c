@@ -3,6 +3,7 @@
 
 #include "common/file.h"
 #include "common/log.h"
+#include "cache/cache.h"
 #include "responder/responder_internal.h"
 
 #include <curl/curl.h>
@@ -42,7 +43,6 @@ struct tl_source {
     char *source;
     int is_url;
     char *dir, *base; /* file sources: the folder watched and the file name */
-    char *persist_path;
     X509 **certs;
     size_t n_certs;
     uint32_t refresh_ms;
@@ -126,24 +126,6 @@ static int read_file(const char *path, tg_buf_t *out, char *err, size_t err_len)
     else if (rc != 0)
         snprintf(err, err_len, "%s: %s", path, rc == TG_EIO ? strerror(errno) : tg_strerror(rc));
     return rc;
-}
-
-static int mkdirs(const char *path)
-{
-    char dir[4096];
-    snprintf(dir, sizeof(dir), "%s", path);
-    for (char *p = dir + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(dir, 0750) != 0 && errno != EEXIST)
-                return TG_EIO;
-            *p = c;
-            if (c == '\0')
-                break;
-        }
-    }
-    return 0;
 }
 
 /* ---- fetching (thread pool) -------------------------------------------- */
@@ -320,6 +302,15 @@ static void log_counts(tg_tlmgr_t *mgr, const tl_source_t *s)
             tg_tl_list_is_stale(s->accepted, time(NULL)) ? "; STALE: past its NextUpdate" : "");
 }
 
+/* Writer-thread callback of the cache: only failures are worth a line. The
+ * name is the source's (static for the source's life). */
+static void persisted(void *arg, int status)
+{
+    if (status != 0)
+        tg_warn("trust list %s: not persisted in the cache: %s", (const char *)arg,
+                tg_strerror(status));
+}
+
 /* Decides about a verified list: rollback check, no-op when unchanged, then
  * swap in, publish, persist. Returns 1 accepted (or unchanged), 0 refused. */
 static int accept_list(tl_source_t *s, tg_tl_list_t *list, int persist)
@@ -351,9 +342,14 @@ static int accept_list(tl_source_t *s, tg_tl_list_t *list, int persist)
     atomic_fetch_add(&s->loads_ok, 1);
     atomic_store(&s->last_ok, (int64_t)time(NULL));
     log_counts(mgr, s);
-    if (persist && tg_file_write_atomic(s->persist_path, list->raw, list->raw_len, 0640) != 0)
-        tg_warn("trust list %s: cannot persist to %s: %s", s->name, s->persist_path,
-                strerror(errno));
+    if (persist) {
+        int rc = tg_cache_put_trustlist(mgr->srv->cache, TG_SLICE(s->name, strlen(s->name)),
+                                        TG_SLICE(list->raw, list->raw_len), persisted, s->name);
+        if (rc != 0)
+            tg_warn("trust list %s: cannot queue it for the cache (%s); it will not survive a "
+                    "restart without its source",
+                    s->name, tg_strerror(rc));
+    }
     return 1;
 }
 
@@ -468,34 +464,54 @@ static void start_load(tl_source_t *s, reload_batch_t *batch)
     s->busy = 1;
 }
 
-/* Synchronous load at start-up (before the loop runs). */
-static void load_now(tl_source_t *s, const char *path, int persist)
+/* Copies the list persisted in the cache for s into out. Returns 0,
+ * TG_ENOTFOUND (nothing persisted yet) or another error. */
+static int read_persisted(tl_source_t *s, tg_buf_t *out)
+{
+    tg_cache_reader_t *r = NULL;
+    int rc = tg_cache_reader_new(s->mgr->srv->cache, &r);
+    if (rc != 0)
+        return rc;
+    rc = tg_cache_rd_begin(r);
+    if (rc == 0) {
+        tg_slice_t xml;
+        rc = tg_cache_get_trustlist(r, TG_SLICE(s->name, strlen(s->name)), &xml);
+        if (rc == 0 && tg_buf_append(out, xml.p, xml.n) != 0)
+            rc = TG_ENOMEM; /* copied: the slice lives only in the transaction */
+        tg_cache_rd_end(r);
+    }
+    tg_cache_reader_free(r);
+    return rc;
+}
+
+/* Synchronous load at start-up (before the loop runs): from the cache
+ * (from_cache) or from the source. */
+static void load_now(tl_source_t *s, int from_cache)
 {
     load_job_t job;
     memset(&job, 0, sizeof(job));
     job.src = s;
     job.work.data = &job;
-    char err[256] = "";
-    if (path != NULL) {
-        job.rc = read_file(path, &job.bytes, err, sizeof(err));
+    if (from_cache) {
+        job.rc = read_persisted(s, &job.bytes);
+        if (job.rc == TG_ENOTFOUND) {
+            tg_buf_free(&job.bytes);
+            return; /* nothing persisted yet */
+        }
         if (job.rc == 0)
             job.rc = tg_tl_load(job.bytes.data, job.bytes.len, s->certs, s->n_certs, &job.why,
                                 &job.list);
-        else if (errno == ENOENT) {
-            tg_buf_free(&job.bytes);
-            return; /* nothing persisted yet */
-        } else {
-            job.why.code = "unavailable";
-            snprintf(job.why.message, sizeof(job.why.message), "%s", err);
-        }
+        else
+            job.why.code = "internal";
     } else {
         load_work(&job.work);
     }
     if (job.rc == 0 && job.list != NULL) {
-        accept_list(s, job.list, persist);
+        accept_list(s, job.list, !from_cache);
     } else if (job.rc != 0) {
         count_refusal(s, job.why.code ? job.why.code : "internal");
-        tg_warn("trust list %s: %s refused (%s): %s", s->name, path ? path : s->source,
+        tg_warn("trust list %s: %s refused (%s): %s", s->name,
+                from_cache ? "the copy in the cache" : s->source,
                 job.why.code ? job.why.code : "internal", job.why.message);
     }
     tg_buf_free(&job.bytes);
@@ -536,7 +552,6 @@ static void source_clear(tl_source_t *s)
     free(s->source);
     free(s->dir);
     free(s->base);
-    free(s->persist_path);
     memset(s, 0, sizeof(*s));
 }
 
@@ -566,10 +581,6 @@ static int source_init(tg_tlmgr_t *mgr, tl_source_t *s, const tg_config_t *cfg,
         if (s->dir == NULL || s->base == NULL)
             return TG_ENOMEM;
     }
-    size_t plen = strlen(cfg->cache_path) + strlen(tl->name) + 32;
-    if ((s->persist_path = malloc(plen)) == NULL)
-        return TG_ENOMEM;
-    snprintf(s->persist_path, plen, "%s/trustlist-%s.xml", cfg->cache_path, tl->name);
     for (size_t i = 0; i < tl->n_operator_certs; i++) {
         int rc = tg_tl_certs_load_pem(tl->operator_certs[i], &s->certs, &s->n_certs);
         if (rc != 0)
@@ -583,9 +594,9 @@ static int source_init(tg_tlmgr_t *mgr, tl_source_t *s, const tg_config_t *cfg,
  * fetched by tg_tlmgr_start, off the start-up path. */
 static void source_initial_load(tl_source_t *s)
 {
-    load_now(s, s->persist_path, 0);
+    load_now(s, 1);
     if (!s->is_url)
-        load_now(s, NULL, 1);
+        load_now(s, 0);
     if (s->accepted == NULL)
         tg_warn("trust list %s: no list in force; its issuers are answered unauthorized", s->name);
 }
@@ -636,9 +647,6 @@ int tg_tlmgr_new(tg_server_t *srv, tg_tlmgr_t **out_mgr)
         tg_tlmgr_free(mgr);
         return TG_ENOMEM;
     }
-    if (cfg->n_trustlists > 0 && mkdirs(cfg->cache_path) != 0)
-        tg_warn("cannot create %s: %s; accepted lists will not be persisted", cfg->cache_path,
-                strerror(errno));
     for (size_t i = 0; i < cfg->n_trustlists; i++) {
         int rc = source_init(mgr, &mgr->sources[i], cfg, &cfg->trustlists[i]);
         mgr->n_sources++;

@@ -54,8 +54,8 @@ static void start_server(const char *extra)
     snprintf(ini, sizeof(ini),
              "[server]\nlisten = 127.0.0.1:%d\nworkers = 1\nmax_request_bytes = 2048\n"
              "header_timeout_ms = 300\nidle_timeout_ms = 400\nlog_level = error\n"
-             "admin_socket = %s/admin.sock\n%s",
-             port, tmpdir, extra ? extra : "");
+             "admin_socket = %s/admin.sock\n%s[cache]\npath = %s/cache\nmap_size_mb = 16\n",
+             port, tmpdir, extra ? extra : "", tmpdir);
     tg_config_t *cfg = NULL;
     cr_assert(tg_config_load_string("/tmp/test-http-limits.ini", ini, &cfg) == 0);
     cr_assert(tg_server_new(cfg, NULL, &srv) == 0);
@@ -70,6 +70,12 @@ static void stop_server(void)
     cr_expect((intptr_t)rc == 0);
     tg_server_free(srv); /* removes the admin socket */
     srv = NULL;
+    char p[128];
+    const char *files[] = {"cache/data.mdb", "cache/lock.mdb", "cache"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof(p), "%s/%s", tmpdir, files[i]);
+        (void)remove(p);
+    }
     cr_expect(rmdir(tmpdir) == 0, "%s not empty after the server stopped", tmpdir);
 }
 
