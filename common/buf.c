@@ -121,3 +121,13 @@ int tg_slice_eq_str_nocase(tg_slice_t a, const char *s)
     size_t n = strlen(s);
     return a.n == n && (n == 0 || strncasecmp((const char *)a.p, s, n) == 0);
 }
+
+void tg_hex_encode(const uint8_t *p, size_t n, int upper, char *out)
+{
+    const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}

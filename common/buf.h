@@ -59,6 +59,10 @@ int tg_slice_eq_str(tg_slice_t a, const char *s);
 /* Returns 1 when the slice equals s ignoring ASCII case, else 0. */
 int tg_slice_eq_str_nocase(tg_slice_t a, const char *s);
 
+/* Writes the 2n lower-case hex digits of the n bytes at p to out (room for
+ * 2n + 1 bytes) and a NUL; upper-case when upper is non-zero. */
+void tg_hex_encode(const uint8_t *p, size_t n, int upper, char *out);
+
 /* Writes the decimal form of v into out (at least 21 bytes); returns the
  * number of digits written (no NUL). */
 size_t tg_u64_to_dec(uint64_t v, char *out);

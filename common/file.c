@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int tg_file_read(const char *path, size_t max, tg_buf_t *out)
@@ -65,6 +67,30 @@ int tg_file_write_atomic(const char *path, const uint8_t *p, size_t n, mode_t mo
         unlink(tmp);
         errno = saved;
         return TG_EIO;
+    }
+    return 0;
+}
+
+int tg_file_mkdirs(const char *path, mode_t mode, char *out_failed, size_t failed_len)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof(buf)) {
+        errno = ENAMETOOLONG;
+        return TG_EIO;
+    }
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, mode) != 0 && errno != EEXIST) {
+            if (out_failed != NULL)
+                snprintf(out_failed, failed_len, "%s", buf);
+            return TG_EIO;
+        }
+        buf[i] = c;
     }
     return 0;
 }

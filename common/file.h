@@ -18,4 +18,9 @@ TG_WUR int tg_file_read(const char *path, size_t max, tg_buf_t *out);
  * tells why; the temporary file is removed). Logs nothing. */
 TG_WUR int tg_file_write_atomic(const char *path, const uint8_t *p, size_t n, mode_t mode);
 
+/* Creates the folder path and its missing parents (mode), like mkdir -p.
+ * Returns 0 or TG_EIO (errno tells why; *out_failed, when not NULL, gets
+ * the folder that could not be made, at most 4095 bytes). Logs nothing. */
+TG_WUR int tg_file_mkdirs(const char *path, mode_t mode, char *out_failed, size_t failed_len);
+
 #endif

@@ -7,6 +7,7 @@
  */
 #include "responder/responder_internal.h"
 
+#include "common/file.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -70,17 +71,15 @@ static int remove_stale(const char *path, const struct sockaddr_un *sa)
  * built-in default ("var/admin.sock") works from any working directory. */
 static int make_parent_dirs(const char *path)
 {
-    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)], failed[256];
     snprintf(dir, sizeof(dir), "%s", path);
-    for (char *p = dir + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
-            tg_error("admin socket %s: cannot create %s: %s", path, dir, strerror(errno));
-            return -1;
-        }
-        *p = '/';
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL || slash == dir)
+        return 0;
+    *slash = '\0';
+    if (tg_file_mkdirs(dir, 0750, failed, sizeof(failed)) != 0) {
+        tg_error("admin socket %s: cannot create %s: %s", path, failed, strerror(errno));
+        return -1;
     }
     return 0;
 }

@@ -9,6 +9,7 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/file.h"
 #include "common/log.h"
 #include "pki/sm2.h"
 #include "trustlist/trustlist.h"
@@ -258,23 +259,10 @@ static int make_subdir(const world_t *w, const char *rel)
 /* mkdir -p path. */
 static int mkdir_p(const char *path)
 {
-    char buf[PATH_MAX];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof(buf)) {
-        tg_error("demo: bad folder name");
-        return TG_EINVAL;
-    }
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != '\0')
-            continue;
-        char c = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-            tg_error("demo: mkdir %s: %s", buf, strerror(errno));
-            return TG_EIO;
-        }
-        buf[i] = c;
+    char failed[256];
+    if (tg_file_mkdirs(path, 0755, failed, sizeof(failed)) != 0) {
+        tg_error("demo: mkdir %s: %s", failed[0] ? failed : path, strerror(errno));
+        return TG_EIO;
     }
     return 0;
 }
@@ -487,8 +475,7 @@ static int fingerprint_hex(X509 *x, char out[65])
         tg_log_openssl("X509_digest");
         return TG_ECRYPTO;
     }
-    for (unsigned int i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    tg_hex_encode(md, n, 0, out);
     return 0;
 }
 

@@ -292,8 +292,8 @@ static void serve_trustlist(tg_conn_t *c, tg_slice_t path)
     size_t n = 0;
     tg_http_date(l->issued, lm);
     n += (size_t)snprintf(hdr, sizeof(hdr), "ETag: \"");
-    for (size_t i = 0; i < 32; i++)
-        n += (size_t)snprintf(hdr + n, sizeof(hdr) - n, "%02x", l->sha256[i]);
+    tg_hex_encode(l->sha256, 32, 0, hdr + n);
+    n += 64;
     snprintf(hdr + n, sizeof(hdr) - n, "\"\r\nLast-Modified: %s\r\nCache-Control: max-age=%u\r\n",
              lm, c->w->cfg->http_max_age_s);
     if (c->if_none_match.len > 0 &&

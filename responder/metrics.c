@@ -35,11 +35,6 @@ static uint64_t sum_counter(const tg_server_t *srv, const tg_counter_t *field0)
 
 #define SUM(srv, field) sum_counter((srv), &(srv)->workers[0].metrics.field)
 
-static const char *const ocsp_status_label[TG_OCSP_STATUS_SLOTS] = {
-    "successful", "malformedRequest", "internalError", "tryLater",
-    NULL,         "sigRequired",      "unauthorized",
-};
-
 static int render_counter(tg_buf_t *out, const char *name, const char *help, uint64_t v)
 {
     return tg_buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
@@ -78,10 +73,11 @@ int tg_metrics_render(tg_server_t *srv, tg_buf_t *out)
                                  "OCSPResponseStatus.\n"
                                  "# TYPE trustgate_ocsp_responses_total counter\n");
     for (int s = 0; s < TG_OCSP_STATUS_SLOTS; s++) {
-        if (ocsp_status_label[s] == NULL)
-            continue;
+        if (s == 4)
+            continue; /* 4 is not used (RFC 6960 §4.2.1) */
         rc |= tg_buf_printf(out, "trustgate_ocsp_responses_total{status=\"%s\"} %llu\n",
-                            ocsp_status_label[s], (unsigned long long)SUM(srv, ocsp_responses[s]));
+                            tg_ocsp_status_name((tg_ocsp_status_t)s),
+                            (unsigned long long)SUM(srv, ocsp_responses[s]));
     }
     rc |= render_counter(out, "trustgate_ocsp_certids_total",
                          "Single requests (CertIDs) decoded from OCSP requests.",

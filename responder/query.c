@@ -98,16 +98,6 @@ static void iso_time(time_t t, char out[21])
         snprintf(out, 21, "?");
 }
 
-static void hex_of(const uint8_t *p, size_t n, char *out)
-{
-    static const char digits[] = "0123456789ABCDEF";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 /* RFC 5280 §5.3.1 names. */
 static const char *reason_name(int reason)
 {
@@ -540,7 +530,7 @@ static void print_json(const args_t *a, const report_t *r)
     printf(",\"hash\":\"%s\",\"serial\":\"%s\",\"nonce\":", tg_hash_alg_name(a->alg),
            r->serial_hex);
     if (r->has_nonce) {
-        hex_of(r->nonce, NONCE_LEN, nonce_hex);
+        tg_hex_encode(r->nonce, NONCE_LEN, 1, nonce_hex);
         json_str(nonce_hex);
     } else {
         fputs("null", stdout);
@@ -804,7 +794,7 @@ int tg_cmd_query(int argc, char **argv)
         serial++;
         serial_len--;
     }
-    hex_of(serial, serial_len, r->serial_hex);
+    tg_hex_encode(serial, serial_len, 1, r->serial_hex);
 
     code = obtain_response(&a, issuer, ee, r, &resp);
     if (code == 0) {

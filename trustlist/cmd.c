@@ -132,16 +132,6 @@ static void subject_of(X509 *x, char *out, size_t cap)
     tg_openssl_clear_errors();
 }
 
-static void hex(const uint8_t *p, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static void fingerprint(X509 *x, char out[65])
 {
     uint8_t md[32];
@@ -151,7 +141,7 @@ static void fingerprint(X509 *x, char out[65])
         snprintf(out, 65, "?");
         return;
     }
-    hex(md, 32, out);
+    tg_hex_encode(md, 32, 0, out);
 }
 
 static void json_str(const char *s)
@@ -231,7 +221,7 @@ static void text_service(const tg_tl_service_t *s, time_t at)
 static void show_text(const char *path, const tg_tl_list_t *l, time_t at, time_t now)
 {
     char t1[32], fp[65], subj[512];
-    hex(l->sha256, 32, fp);
+    tg_hex_encode(l->sha256, 32, 0, fp);
     printf("file:        %s (%zu bytes, sha256 %s)\n", path, l->raw_len, fp);
     if (l->verified_by != NULL) {
         subject_of(l->verified_by, subj, sizeof(subj));
@@ -337,7 +327,7 @@ static void json_service(const tg_tl_service_t *s, time_t at)
 static void show_json(const char *path, const tg_tl_list_t *l, time_t at, time_t now)
 {
     char fp[65], subj[512];
-    hex(l->sha256, 32, fp);
+    tg_hex_encode(l->sha256, 32, 0, fp);
     printf("{\"file\":");
     json_str(path);
     printf(",\"bytes\":%zu,\"sha256\":\"%s\",\"signature\":{\"verified\":%s", l->raw_len, fp,
