@@ -19,15 +19,39 @@
 #define KEY_MAX (1 + 2 * TG_HASH_MAX_LEN + TG_SERIAL_MAX_LEN)
 #define BATCH_MAX 64
 #define MAX_READERS 256
-#define SCHEMA_VERSION 1
+/* 2: the revoked index became one packed value per CA (was one record per
+ * serial). */
+#define SCHEMA_VERSION 2
+/* LMDB refuses larger values (MDB_BAD_VALSIZE). */
+#define VAL_MAX ((size_t)UINT32_MAX)
 
 /* ocsp value: ver u8 | source u8 | pad[2] | generation u64 | this i64 |
  * next i64 | produced i64 | DER */
 #define OCSP_HDR_LEN 36
 /* crl value: ver u8 | number_len u8 | number[20] | this i64 | next i64 | DER */
 #define CRL_HDR_LEN 38
-/* revoked value: time i64 | reason i8 */
-#define REVOKED_VAL_LEN 9
+/* revoked value, one per CA (key: CA id): ver u8 | width u8 | pad[2] |
+ * count u64 | count records of width + RIX_REC_EXTRA bytes, each
+ * serial_len u8 | serial left-aligned, zero-padded to width |
+ * revocation_time i64 | reason i8, sorted by serial as LMDB orders keys
+ * (memcmp over the common length, shorter first), duplicates kept. width is
+ * the CRL's longest serial. A lookup is a binary search in the mapped
+ * value; replacing a CRL rewrites one value instead of a million records. */
+#define RIX_HDR_LEN 12
+#define RIX_VERSION 1
+#define RIX_REC_EXTRA 10
+
+/* Index builder records use the same layout with width = max_len, so the
+ * writer only has to drop padding when the CRL's serials are shorter. */
+struct tg_cache_rindex {
+    size_t cap;     /* entries */
+    size_t count;   /* entries added */
+    size_t max_len; /* serial bytes per record */
+    size_t width;   /* longest serial added */
+    size_t stride;  /* max_len + RIX_REC_EXTRA */
+    uint8_t *rec;   /* cap * stride bytes, zeroed */
+    int sorted;     /* by the writer thread, in place */
+};
 
 enum { DB_OCSP, DB_CRL, DB_REVOKED, DB_TRUSTLIST, DB_META, DB_COUNT };
 static const char *const db_names[DB_COUNT] = {"ocsp", "crl", "revoked", "trustlist", "meta"};
@@ -39,10 +63,11 @@ typedef struct op {
     op_kind_t kind;
     size_t key_len;
     uint8_t key[KEY_MAX];
-    uint8_t *val; /* owned encoded value (puts) */
+    uint8_t *val; /* owned encoded value (puts; the header for OP_PUT_CRL) */
     size_t val_len;
-    tg_cache_revoked_entry_t *revoked; /* owned copy (OP_PUT_CRL) */
-    size_t n_revoked;
+    uint8_t *der; /* owned CRL DER (OP_PUT_CRL) */
+    size_t der_len;
+    tg_cache_rindex_t *rindex; /* owned, NULL = empty (OP_PUT_CRL) */
     tg_cache_done_cb cb;
     void *arg;
     int status;
@@ -133,46 +158,260 @@ static void decode_crl(const MDB_val *v, tg_cache_crl_t *out)
     out->der = TG_SLICE(p + CRL_HDR_LEN, v->mv_size - CRL_HDR_LEN);
 }
 
-/* ---- write steps (inside a write transaction) ----------------------------- */
-
-/* Deletes every revoked-index entry of CA ca (the 32-byte key prefix). */
-static int delete_revoked_of(tg_cache_t *c, MDB_txn *txn, const uint8_t *ca, uint64_t *out_n)
+/* Reads and checks an index value's header. Returns 0 with the record width
+ * and count, or TG_EIO when the value is malformed. */
+static int rix_header(const MDB_val *v, size_t *out_width, uint64_t *out_count)
 {
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, c->dbi[DB_REVOKED], &cur);
-    if (rc != 0)
-        return map_err("mdb_cursor_open", rc);
-    MDB_val k = {.mv_size = TG_CACHE_CA_ID_LEN, .mv_data = (void *)ca}, v;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && k.mv_size >= TG_CACHE_CA_ID_LEN &&
-           memcmp(k.mv_data, ca, TG_CACHE_CA_ID_LEN) == 0) {
-        rc = mdb_cursor_del(cur, 0);
-        if (rc != 0)
-            break;
-        if (out_n != NULL)
-            (*out_n)++;
-        /* Seek again rather than rely on the cursor's position after a
-         * delete: O(log n) each, and unaffected by page merges. */
-        k.mv_size = TG_CACHE_CA_ID_LEN;
-        k.mv_data = (void *)ca;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    }
-    mdb_cursor_close(cur);
-    if (rc == MDB_NOTFOUND || rc == 0)
-        return 0;
-    return map_err("revoked range delete", rc);
+    const uint8_t *p = v->mv_data;
+    if (v->mv_size < RIX_HDR_LEN || p[0] != RIX_VERSION || p[1] == 0 || p[1] > TG_SERIAL_MAX_LEN)
+        return TG_EIO;
+    size_t width = p[1];
+    uint64_t count;
+    memcpy(&count, p + 4, sizeof count);
+    size_t rs = width + RIX_REC_EXTRA;
+    if (count > (v->mv_size - RIX_HDR_LEN) / rs || RIX_HDR_LEN + count * rs != v->mv_size)
+        return TG_EIO;
+    *out_width = width;
+    *out_count = count;
+    return 0;
 }
 
-/* LMDB's default key order: memcmp over the common length, shorter
- * first. Inserting in key order keeps the B+tree writes local. */
-static int revoked_cmp(const void *a, const void *b)
+/* ---- index builder ---------------------------------------------------------- */
+
+int tg_cache_rindex_new(size_t n, size_t max_serial_len, tg_cache_rindex_t **out)
 {
-    const tg_cache_revoked_entry_t *x = a, *y = b;
-    size_t n = x->serial_len < y->serial_len ? x->serial_len : y->serial_len;
-    int d = memcmp(x->serial, y->serial, n);
-    if (d != 0)
-        return d;
-    return (int)x->serial_len - (int)y->serial_len;
+    if (out == NULL)
+        return TG_EINVAL;
+    *out = NULL;
+    /* A sanity bound (documented); no CRL comes near it. */
+    if (max_serial_len == 0 || max_serial_len > TG_SERIAL_MAX_LEN || n > UINT32_MAX)
+        return TG_EINVAL;
+    size_t stride = max_serial_len + RIX_REC_EXTRA;
+    if (n > SIZE_MAX / stride)
+        return TG_ENOMEM;
+    tg_cache_rindex_t *ix = calloc(1, sizeof *ix);
+    if (ix == NULL)
+        return TG_ENOMEM;
+    if (n > 0) {
+        /* calloc: large blocks come as fresh zero pages, so the padding is
+         * free and memory is touched only as entries arrive. */
+        ix->rec = calloc(n, stride);
+        if (ix->rec == NULL) {
+            free(ix);
+            return TG_ENOMEM;
+        }
+    }
+    ix->cap = n;
+    ix->max_len = max_serial_len;
+    ix->stride = stride;
+    *out = ix;
+    return 0;
+}
+
+int tg_cache_rindex_add(tg_cache_rindex_t *ix, const uint8_t *serial, size_t serial_len,
+                        int64_t revocation_time, int8_t reason)
+{
+    if (ix == NULL || ix->count >= ix->cap || serial == NULL || serial_len == 0 ||
+        serial_len > ix->max_len)
+        return TG_EINVAL;
+    uint8_t *p = ix->rec + ix->count * ix->stride;
+    p[0] = (uint8_t)serial_len;
+    memcpy(p + 1, serial, serial_len);
+    memcpy(p + 1 + ix->max_len, &revocation_time, 8);
+    p[1 + ix->max_len + 8] = (uint8_t)reason;
+    if (serial_len > ix->width)
+        ix->width = serial_len;
+    ix->count++;
+    return 0;
+}
+
+size_t tg_cache_rindex_count(const tg_cache_rindex_t *ix)
+{
+    return ix == NULL ? 0 : ix->count;
+}
+
+void tg_cache_rindex_free(tg_cache_rindex_t *ix)
+{
+    if (ix == NULL)
+        return;
+    free(ix->rec);
+    free(ix);
+}
+
+/* Sorting. The records are ordered by (serial zero-padded to width, then
+ * serial_len), which is exactly LMDB's key order on the real serials (memcmp
+ * over the common length, shorter first): padding only appends zeros, which
+ * sort lowest, so two serials compare the same padded as real unless one is
+ * the other plus trailing zeros (01 and 01 00), and then the length puts the
+ * shorter first. So the key of a record is its width padded serial bytes,
+ * then its length byte. An in-place MSD radix sort (American flag sort) on
+ * that key sorts a million 16-byte serials in about 85 ms here, where qsort
+ * over an index array took 400 ms, needs no extra memory, and leaves the
+ * records contiguous for one memcpy into LMDB. */
+
+#define RIX_SMALL 32 /* below this, insertion sort */
+
+static unsigned rix_key(const uint8_t *r, size_t depth, size_t width)
+{
+    return depth < width ? r[1 + depth] : r[0];
+}
+
+/* Compares the keys of x and y from byte depth on. */
+static int rix_key_cmp(const uint8_t *x, const uint8_t *y, size_t depth, size_t width)
+{
+    if (depth < width) {
+        int d = memcmp(x + 1 + depth, y + 1 + depth, width - depth);
+        if (d != 0)
+            return d;
+    }
+    return (int)x[0] - (int)y[0];
+}
+
+static void rix_swap(uint8_t *a, uint8_t *b, size_t stride, uint8_t *tmp)
+{
+    memcpy(tmp, a, stride);
+    memcpy(a, b, stride);
+    memcpy(b, tmp, stride);
+}
+
+static void rix_insertion_sort(uint8_t *base, size_t n, size_t stride, size_t depth, size_t width,
+                               uint8_t *tmp)
+{
+    for (size_t i = 1; i < n; i++) {
+        uint8_t *p = base + i * stride;
+        if (rix_key_cmp(p - stride, p, depth, width) <= 0)
+            continue;
+        memcpy(tmp, p, stride);
+        size_t j = i;
+        do {
+            memcpy(base + j * stride, base + (j - 1) * stride, stride);
+            j--;
+        } while (j > 0 && rix_key_cmp(base + (j - 1) * stride, tmp, depth, width) > 0);
+        memcpy(base + j * stride, tmp, stride);
+    }
+}
+
+/* Sorts n records of stride bytes at base on their key bytes depth..width
+ * (width + 1 key bytes in all). Recursion depth is at most width + 1. */
+static void rix_radix_sort(uint8_t *base, size_t n, size_t stride, size_t depth, size_t width,
+                           uint8_t *tmp)
+{
+    size_t next[256], end[256];
+    for (; n > 1 && depth <= width; depth++) {
+        if (n <= RIX_SMALL) {
+            rix_insertion_sort(base, n, stride, depth, width, tmp);
+            return;
+        }
+        memset(end, 0, sizeof end); /* counts first */
+        for (size_t i = 0; i < n; i++)
+            end[rix_key(base + i * stride, depth, width)]++;
+        if (end[rix_key(base, depth, width)] == n)
+            continue; /* one bucket (a shared prefix): next byte, no moves */
+        size_t sum = 0;
+        for (unsigned b = 0; b < 256; b++) {
+            next[b] = sum;
+            sum += end[b];
+            end[b] = sum;
+        }
+        /* Each swap puts one record into its bucket for good. */
+        for (unsigned b = 0; b < 256; b++) {
+            while (next[b] < end[b]) {
+                uint8_t *p = base + next[b] * stride;
+                unsigned k = rix_key(p, depth, width);
+                if (k == b)
+                    next[b]++;
+                else
+                    rix_swap(p, base + next[k]++ * stride, stride, tmp);
+            }
+        }
+        size_t start = 0;
+        for (unsigned b = 0; b < 256; start = end[b], b++)
+            if (end[b] - start > 1)
+                rix_radix_sort(base + start * stride, end[b] - start, stride, depth + 1, width,
+                               tmp);
+        return;
+    }
+}
+
+/* Sorts ix in place (once: a retry after MDB_MAP_FULL finds it sorted).
+ * Runs on the writer thread before the write transaction starts. Bytes
+ * past ix->width are zero in every record, so they are not looked at. */
+static void rix_sort(tg_cache_rindex_t *ix)
+{
+    if (ix == NULL || ix->sorted)
+        return;
+    uint8_t tmp[TG_SERIAL_MAX_LEN + RIX_REC_EXTRA];
+    if (ix->count > 1)
+        rix_radix_sort(ix->rec, ix->count, ix->stride, 0, ix->width, tmp);
+    ix->sorted = 1;
+}
+
+/* ---- write steps (inside a write transaction) ----------------------------- */
+
+/* Deletes the revoked index of CA ca, adding its entry count to *out_n when
+ * not NULL. A missing index is not an error. */
+static int delete_revoked_of(tg_cache_t *c, MDB_txn *txn, const uint8_t *ca, uint64_t *out_n)
+{
+    MDB_val k = {.mv_size = TG_CACHE_CA_ID_LEN, .mv_data = (void *)ca}, v;
+    int rc = mdb_get(txn, c->dbi[DB_REVOKED], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return map_err("mdb_get revoked", rc);
+    size_t width;
+    uint64_t count;
+    if (out_n != NULL && rix_header(&v, &width, &count) == 0)
+        *out_n += count;
+    return map_err("mdb_del revoked", mdb_del(txn, c->dbi[DB_REVOKED], &k, NULL));
+}
+
+/* Writes the sorted index ix of CA ca (replacing any), or deletes the old
+ * one when ix is empty. The value is reserved in LMDB's pages and filled
+ * straight from the builder's records. */
+static int put_revoked_of(tg_cache_t *c, MDB_txn *txn, const uint8_t *ca,
+                          const tg_cache_rindex_t *ix)
+{
+    if (ix == NULL || ix->count == 0)
+        return delete_revoked_of(c, txn, ca, NULL);
+    size_t width = ix->width, rs = width + RIX_REC_EXTRA;
+    MDB_val k = {.mv_size = TG_CACHE_CA_ID_LEN, .mv_data = (void *)ca};
+    MDB_val v = {.mv_size = RIX_HDR_LEN + ix->count * rs, .mv_data = NULL};
+    int rc = mdb_put(txn, c->dbi[DB_REVOKED], &k, &v, MDB_RESERVE);
+    if (rc != 0)
+        return map_err("mdb_put revoked", rc);
+    uint8_t *p = v.mv_data;
+    uint64_t count = ix->count;
+    memset(p, 0, RIX_HDR_LEN);
+    p[0] = RIX_VERSION;
+    p[1] = (uint8_t)width;
+    memcpy(p + 4, &count, sizeof count);
+    p += RIX_HDR_LEN;
+    if (width == ix->max_len) {
+        memcpy(p, ix->rec, ix->count * rs); /* same layout: one copy */
+        return 0;
+    }
+    /* Built for longer serials than the CRL has: drop the extra padding. */
+    const size_t tail = 1 + ix->max_len; /* time and reason in the builder */
+    const uint8_t *r = ix->rec;
+    for (size_t i = 0; i < ix->count; i++, p += rs, r += ix->stride) {
+        memcpy(p, r, 1 + width);
+        memcpy(p + 1 + width, r + tail, RIX_REC_EXTRA - 1);
+    }
+    return 0;
+}
+
+/* Writes the CRL value (header + DER) reserved in LMDB's pages. */
+static int put_crl_value(tg_cache_t *c, MDB_txn *txn, const op_t *op)
+{
+    MDB_val k = {.mv_size = op->key_len, .mv_data = (void *)op->key};
+    MDB_val v = {.mv_size = CRL_HDR_LEN + op->der_len, .mv_data = NULL};
+    int rc = mdb_put(txn, c->dbi[DB_CRL], &k, &v, MDB_RESERVE);
+    if (rc != 0)
+        return map_err("mdb_put crl", rc);
+    memcpy(v.mv_data, op->val, CRL_HDR_LEN);
+    if (op->der_len > 0)
+        memcpy((uint8_t *)v.mv_data + CRL_HDR_LEN, op->der, op->der_len);
+    return 0;
 }
 
 static int apply_op(tg_cache_t *c, MDB_txn *txn, op_t *op)
@@ -192,31 +431,11 @@ static int apply_op(tg_cache_t *c, MDB_txn *txn, op_t *op)
         if (rc != 0)
             return rc;
         return map_err("mdb_del crl", mdb_del(txn, c->dbi[DB_CRL], &k, NULL));
-    case OP_PUT_CRL: {
-        rc = delete_revoked_of(c, txn, op->key, NULL);
+    case OP_PUT_CRL:
+        rc = put_crl_value(c, txn, op);
         if (rc != 0)
             return rc;
-        rc = mdb_put(txn, c->dbi[DB_CRL], &k, &v, 0);
-        if (rc != 0)
-            return map_err("mdb_put crl", rc);
-        if (op->n_revoked > 1)
-            qsort(op->revoked, op->n_revoked, sizeof *op->revoked, revoked_cmp);
-        uint8_t rk[TG_CACHE_CA_ID_LEN + TG_SERIAL_MAX_LEN];
-        uint8_t rv[REVOKED_VAL_LEN];
-        memcpy(rk, op->key, TG_CACHE_CA_ID_LEN);
-        for (size_t i = 0; i < op->n_revoked; i++) {
-            const tg_cache_revoked_entry_t *e = &op->revoked[i];
-            memcpy(rk + TG_CACHE_CA_ID_LEN, e->serial, e->serial_len);
-            memcpy(rv, &e->revocation_time, 8);
-            rv[8] = (uint8_t)e->reason;
-            MDB_val rkv = {.mv_size = TG_CACHE_CA_ID_LEN + e->serial_len, .mv_data = rk};
-            MDB_val rvv = {.mv_size = sizeof rv, .mv_data = rv};
-            rc = mdb_put(txn, c->dbi[DB_REVOKED], &rkv, &rvv, 0);
-            if (rc != 0)
-                return map_err("mdb_put revoked", rc);
-        }
-        return 0;
-    }
+        return put_revoked_of(c, txn, op->key, op->rindex);
     }
     return TG_EINVAL;
 }
@@ -243,6 +462,30 @@ static int run_txn(tg_cache_t *c, op_t **ops, size_t n)
     return 0;
 }
 
+/* LMDB reuses a page freed by transaction T only in transactions after
+ * T + 1 (mdb_find_oldest: txnid - 1), so the retry right after a sweep could
+ * not use what the sweep freed, and a big value (a CRL, its index) would
+ * fail again. Committing one small write in between lets the retry have
+ * them. */
+static void age_freed_pages(tg_cache_t *c)
+{
+    MDB_txn *txn;
+    uint32_t ver = SCHEMA_VERSION;
+    MDB_val k = {.mv_size = 6, .mv_data = "schema"}, v = {.mv_size = sizeof ver, .mv_data = &ver};
+    int rc = mdb_txn_begin(c->env, NULL, 0, &txn);
+    if (rc != 0) {
+        map_err("mdb_txn_begin", rc);
+        return;
+    }
+    rc = mdb_put(txn, c->dbi[DB_META], &k, &v, 0);
+    if (rc == 0)
+        rc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    if (rc != 0 && rc != MDB_MAP_FULL)
+        map_err("schema rewrite", rc);
+}
+
 static void run_single(tg_cache_t *c, op_t *op)
 {
     int rc = run_txn(c, &op, 1);
@@ -251,10 +494,13 @@ static void run_single(tg_cache_t *c, op_t *op)
         tg_warn("cache: LMDB map full; sweeping expired entries and retrying once");
         tg_cache_sweep_counts_t sc;
         int64_t now = (int64_t)time(NULL);
-        if (tg_cache_sweep(c, now, atomic_load(&c->crl_grace_s), &sc) == 0)
+        if (tg_cache_sweep(c, now, atomic_load(&c->crl_grace_s), &sc) == 0) {
             tg_info("cache: sweep freed %llu ocsp, %llu crl, %llu revoked entries",
                     (unsigned long long)sc.ocsp, (unsigned long long)sc.crl,
                     (unsigned long long)sc.revoked);
+            if (sc.ocsp + sc.crl > 0)
+                age_freed_pages(c);
+        }
         rc = run_txn(c, &op, 1);
         if (rc == RC_MAP_FULL) {
             atomic_fetch_add(&c->map_full, 1);
@@ -269,12 +515,20 @@ static void run_single(tg_cache_t *c, op_t *op)
 static void op_free(op_t *op)
 {
     free(op->val);
-    free(op->revoked);
+    free(op->der);
+    tg_cache_rindex_free(op->rindex);
     free(op);
 }
 
 static void process_batch(tg_cache_t *c, op_t **ops, size_t n)
 {
+    /* Sort CRL indexes before the write transaction, so the sort never
+     * holds LMDB's writer lock. */
+    for (size_t i = 0; i < n; i++)
+        if (ops[i]->kind == OP_PUT_CRL)
+            rix_sort(ops[i]->rindex);
+    /* Ops keep every input until op_free below, so a retry (one by one, or
+     * after a sweep on MDB_MAP_FULL) rewrites from the same buffers. */
     if (run_txn(c, ops, n) != 0) {
         /* One op spoiled the batch (map full, I/O): redo them one by one so
          * only the culprit fails. */
@@ -377,12 +631,36 @@ static int open_dbs(tg_cache_t *c)
             return TG_EIO;
         }
     }
-    uint32_t ver = SCHEMA_VERSION;
-    MDB_val k = {.mv_size = 6, .mv_data = "schema"}, v = {.mv_size = sizeof ver, .mv_data = &ver};
-    rc = mdb_put(txn, c->dbi[DB_META], &k, &v, 0);
-    if (rc != 0) {
+    uint32_t ver = SCHEMA_VERSION, old = 0;
+    MDB_val k = {.mv_size = 6, .mv_data = "schema"}, v;
+    rc = mdb_get(txn, c->dbi[DB_META], &k, &v);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
         mdb_txn_abort(txn);
-        return map_err("mdb_put meta", rc) == RC_MAP_FULL ? TG_ETOOBIG : TG_EIO;
+        return map_err("mdb_get meta", rc) == RC_MAP_FULL ? TG_ETOOBIG : TG_EIO;
+    }
+    int found = rc == 0;
+    if (found && v.mv_size == sizeof old)
+        memcpy(&old, v.mv_data, sizeof old);
+    if (!found || old != SCHEMA_VERSION) {
+        /* Other layouts: drop what the fetchers can fetch again; trust lists
+         * are stored as received XML and stay. A new environment has
+         * nothing to drop and nothing to log. */
+        if (found)
+            tg_warn("cache: schema %u, expected %u: emptying the ocsp, crl and revoked "
+                    "databases (trust lists kept)",
+                    (unsigned)old, (unsigned)SCHEMA_VERSION);
+        const int drop[] = {DB_OCSP, DB_CRL, DB_REVOKED};
+        rc = 0;
+        for (size_t i = 0; i < sizeof drop / sizeof drop[0] && rc == 0; i++)
+            rc = mdb_drop(txn, c->dbi[drop[i]], 0);
+        if (rc == 0) {
+            v = (MDB_val){.mv_size = sizeof ver, .mv_data = &ver};
+            rc = mdb_put(txn, c->dbi[DB_META], &k, &v, 0);
+        }
+        if (rc != 0) {
+            mdb_txn_abort(txn);
+            return map_err("schema update", rc) == RC_MAP_FULL ? TG_ETOOBIG : TG_EIO;
+        }
     }
     rc = mdb_txn_commit(txn);
     if (rc != 0)
@@ -498,11 +776,12 @@ int tg_cache_stats(tg_cache_t *cache, tg_cache_stats_t *out_stats)
         tg_error("cache: stats mdb_txn_begin: %s", mdb_strerror(rc));
         return TG_EIO;
     }
+    const int dbs[] = {DB_OCSP, DB_CRL, DB_TRUSTLIST};
     uint64_t *counts[] = {&out_stats->ocsp_entries, &out_stats->crl_entries,
-                          &out_stats->revoked_entries, &out_stats->trustlist_entries};
-    for (int i = 0; i < 4; i++) {
+                          &out_stats->trustlist_entries};
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         MDB_stat st;
-        rc = mdb_stat(txn, cache->dbi[i], &st);
+        rc = mdb_stat(txn, cache->dbi[dbs[i]], &st);
         if (rc != 0) {
             mdb_txn_abort(txn);
             tg_error("cache: mdb_stat: %s", mdb_strerror(rc));
@@ -510,7 +789,28 @@ int tg_cache_stats(tg_cache_t *cache, tg_cache_stats_t *out_stats)
         }
         *counts[i] = st.ms_entries;
     }
+    /* One index value per CA (a handful): add up their headers. */
+    MDB_cursor *cur;
+    rc = mdb_cursor_open(txn, cache->dbi[DB_REVOKED], &cur);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        tg_error("cache: mdb_cursor_open: %s", mdb_strerror(rc));
+        return TG_EIO;
+    }
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        size_t width;
+        uint64_t count;
+        if (rix_header(&v, &width, &count) == 0)
+            out_stats->revoked_entries += count;
+    }
+    mdb_cursor_close(cur);
     mdb_txn_abort(txn);
+    if (rc != MDB_NOTFOUND) {
+        tg_error("cache: stats revoked: %s", mdb_strerror(rc));
+        return TG_EIO;
+    }
     MDB_envinfo info;
     MDB_stat est;
     if ((rc = mdb_env_info(cache->env, &info)) != 0 || (rc = mdb_env_stat(cache->env, &est)) != 0) {
@@ -614,26 +914,56 @@ int tg_cache_get_crl(tg_cache_reader_t *reader, const uint8_t ca_id[TG_CACHE_CA_
     if (v.mv_size < CRL_HDR_LEN)
         return TG_EIO;
     decode_crl(&v, out_crl);
-    return 0;
+    out_crl->n_revoked = 0;
+    rc = rd_get(reader, DB_REVOKED, &k, &v);
+    if (rc == TG_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    size_t width;
+    return rix_header(&v, &width, &out_crl->n_revoked);
 }
 
 int tg_cache_get_revoked(tg_cache_reader_t *reader, const uint8_t ca_id[TG_CACHE_CA_ID_LEN],
                          const uint8_t *serial, size_t serial_len, tg_cache_revoked_t *out_revoked)
 {
-    if (serial == NULL || serial_len == 0 || serial_len > TG_SERIAL_MAX_LEN)
+    if (ca_id == NULL || serial == NULL || serial_len == 0 || serial_len > TG_SERIAL_MAX_LEN ||
+        out_revoked == NULL)
         return TG_EINVAL;
-    uint8_t key[TG_CACHE_CA_ID_LEN + TG_SERIAL_MAX_LEN];
-    memcpy(key, ca_id, TG_CACHE_CA_ID_LEN);
-    memcpy(key + TG_CACHE_CA_ID_LEN, serial, serial_len);
-    MDB_val k = {.mv_size = TG_CACHE_CA_ID_LEN + serial_len, .mv_data = key}, v;
+    MDB_val k = {.mv_size = TG_CACHE_CA_ID_LEN, .mv_data = (void *)ca_id}, v;
     int rc = rd_get(reader, DB_REVOKED, &k, &v);
     if (rc != 0)
         return rc;
-    if (v.mv_size != REVOKED_VAL_LEN)
+    size_t width;
+    uint64_t count;
+    if (rix_header(&v, &width, &count) != 0)
         return TG_EIO;
-    out_revoked->revocation_time = get_i64(v.mv_data);
-    out_revoked->reason = (int8_t)((const uint8_t *)v.mv_data)[8];
-    return 0;
+    if (serial_len > width)
+        return TG_ENOTFOUND; /* longer than every serial of this CRL */
+    const size_t rs = width + RIX_REC_EXTRA;
+    const uint8_t *recs = (const uint8_t *)v.mv_data + RIX_HDR_LEN;
+    /* Binary search in place; rix_header bounded count * rs by the value. */
+    size_t lo = 0, hi = (size_t)count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const uint8_t *r = recs + mid * rs;
+        size_t rl = r[0];
+        if (rl == 0 || rl > width)
+            return TG_EIO;
+        int d = memcmp(r + 1, serial, rl < serial_len ? rl : serial_len);
+        if (d == 0)
+            d = (int)rl - (int)serial_len;
+        if (d == 0) {
+            out_revoked->revocation_time = get_i64(r + 1 + width);
+            out_revoked->reason = (int8_t)r[1 + width + 8];
+            return 0;
+        }
+        if (d < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return TG_ENOTFOUND;
 }
 
 int tg_cache_get_trustlist(tg_cache_reader_t *reader, tg_slice_t name, tg_slice_t *out_xml)
@@ -678,29 +1008,36 @@ int tg_cache_put_ocsp(tg_cache_t *cache, const tg_certid_t *id, const tg_cache_o
     return enqueue(cache, op, cb, arg);
 }
 
-int tg_cache_put_crl(tg_cache_t *cache, const uint8_t ca_id[TG_CACHE_CA_ID_LEN],
-                     const tg_cache_crl_t *crl, const tg_cache_revoked_entry_t *revoked,
-                     size_t n_revoked, tg_cache_done_cb cb, void *arg)
+int tg_cache_put_crl_take(tg_cache_t *cache, const uint8_t ca_id[TG_CACHE_CA_ID_LEN],
+                          const tg_cache_crl_t *crl, tg_buf_t *der, tg_cache_rindex_t *index,
+                          tg_cache_done_cb cb, void *arg)
 {
-    if (cache == NULL || ca_id == NULL || crl == NULL || (n_revoked > 0 && revoked == NULL) ||
-        crl->crl_number_len > TG_CACHE_CRL_NUMBER_MAX || (crl->der.n > 0 && crl->der.p == NULL) ||
-        crl->der.n > SIZE_MAX - CRL_HDR_LEN || n_revoked > SIZE_MAX / sizeof *revoked)
-        return TG_EINVAL;
-    for (size_t i = 0; i < n_revoked; i++)
-        if (revoked[i].serial_len == 0 || revoked[i].serial_len > TG_SERIAL_MAX_LEN)
-            return TG_EINVAL;
-    op_t *op = op_new(OP_PUT_CRL, CRL_HDR_LEN + crl->der.n);
-    if (op == NULL)
-        return TG_ENOMEM;
-    if (n_revoked > 0) {
-        op->revoked = malloc(n_revoked * sizeof *revoked);
-        if (op->revoked == NULL) {
-            op_free(op);
-            return TG_ENOMEM;
-        }
-        memcpy(op->revoked, revoked, n_revoked * sizeof *revoked);
-        op->n_revoked = n_revoked;
+    /* Take both buffers first: from here on they are ours to free, on
+     * every path. */
+    uint8_t *data = NULL;
+    size_t len = 0;
+    if (der != NULL) {
+        data = der->data;
+        len = der->len;
+        tg_buf_init(der);
     }
+    int rc = 0;
+    if (cache == NULL || ca_id == NULL || crl == NULL || der == NULL ||
+        crl->crl_number_len > TG_CACHE_CRL_NUMBER_MAX || (len > 0 && data == NULL))
+        rc = TG_EINVAL;
+    else if (len > VAL_MAX - CRL_HDR_LEN ||
+             (index != NULL &&
+              index->count > (VAL_MAX - RIX_HDR_LEN) / (index->width + RIX_REC_EXTRA)))
+        rc = TG_ETOOBIG;
+    op_t *op = rc == 0 ? op_new(OP_PUT_CRL, CRL_HDR_LEN) : NULL;
+    if (op == NULL) {
+        free(data);
+        tg_cache_rindex_free(index);
+        return rc != 0 ? rc : TG_ENOMEM;
+    }
+    op->der = data;
+    op->der_len = len;
+    op->rindex = index;
     memcpy(op->key, ca_id, TG_CACHE_CA_ID_LEN);
     op->key_len = TG_CACHE_CA_ID_LEN;
     uint8_t *p = op->val;
@@ -710,9 +1047,42 @@ int tg_cache_put_crl(tg_cache_t *cache, const uint8_t ca_id[TG_CACHE_CA_ID_LEN],
     memcpy(p + 2, crl->crl_number, crl->crl_number_len);
     memcpy(p + 22, &crl->this_update, 8);
     memcpy(p + 30, &crl->next_update, 8);
-    if (crl->der.n > 0)
-        memcpy(p + CRL_HDR_LEN, crl->der.p, crl->der.n);
-    return enqueue(cache, op, cb, arg);
+    return enqueue(cache, op, cb, arg); /* frees op, der and index on failure */
+}
+
+int tg_cache_put_crl(tg_cache_t *cache, const uint8_t ca_id[TG_CACHE_CA_ID_LEN],
+                     const tg_cache_crl_t *crl, const tg_cache_revoked_entry_t *revoked,
+                     size_t n_revoked, tg_cache_done_cb cb, void *arg)
+{
+    if (cache == NULL || ca_id == NULL || crl == NULL || (n_revoked > 0 && revoked == NULL) ||
+        crl->crl_number_len > TG_CACHE_CRL_NUMBER_MAX || (crl->der.n > 0 && crl->der.p == NULL))
+        return TG_EINVAL;
+    size_t max_len = 1;
+    for (size_t i = 0; i < n_revoked; i++) {
+        if (revoked[i].serial_len == 0 || revoked[i].serial_len > TG_SERIAL_MAX_LEN)
+            return TG_EINVAL;
+        if (revoked[i].serial_len > max_len)
+            max_len = revoked[i].serial_len;
+    }
+    tg_cache_rindex_t *ix = NULL;
+    int rc = 0;
+    if (n_revoked > 0) {
+        rc = tg_cache_rindex_new(n_revoked, max_len, &ix);
+        for (size_t i = 0; rc == 0 && i < n_revoked; i++)
+            rc = tg_cache_rindex_add(ix, revoked[i].serial, revoked[i].serial_len,
+                                     revoked[i].revocation_time, revoked[i].reason);
+        if (rc != 0) {
+            tg_cache_rindex_free(ix);
+            return rc;
+        }
+    }
+    tg_buf_t der;
+    tg_buf_init(&der);
+    if (crl->der.n > 0 && tg_buf_append(&der, crl->der.p, crl->der.n) != 0) {
+        tg_cache_rindex_free(ix);
+        return TG_ENOMEM;
+    }
+    return tg_cache_put_crl_take(cache, ca_id, crl, &der, ix, cb, arg);
 }
 
 int tg_cache_put_trustlist(tg_cache_t *cache, tg_slice_t name, tg_slice_t xml, tg_cache_done_cb cb,

@@ -1,6 +1,6 @@
 /* The status store: one LMDB environment holding OCSP responses, CRLs, the
- * revoked-serial index built from CRLs, accepted trust lists and metadata
- * (SPEC §7).
+ * revoked-serial index built from each CRL (one packed, sorted value per CA,
+ * searched in place), accepted trust lists and metadata (SPEC §7).
  *
  * Threads: any number of reader threads, each with its own
  * tg_cache_reader_t (a reusable read transaction, MDB_NOTLS), and one writer
@@ -13,6 +13,12 @@
  * consistent (LMDB's copy-on-write B+tree guarantee: a transaction is either
  * wholly visible or not at all). Readers left behind by a killed process are
  * cleared by mdb_reader_check at open.
+ *
+ * Schema: the value layouts carry a schema number in the meta database. When
+ * tg_cache_open finds an environment written under another schema, it
+ * empties the OCSP, CRL and revoked-index databases (they are caches, filled
+ * again by the fetchers), keeps the trust lists (stored as received XML) and
+ * logs it once.
  *
  * This is the only module that includes lmdb.h. */
 #ifndef TG_CACHE_CACHE_H
@@ -54,18 +60,29 @@ typedef struct {
     tg_slice_t der;      /* the DER OCSPResponse */
 } tg_cache_ocsp_t;
 
-/* A CRL record; der as in tg_cache_ocsp_t. */
+/* A CRL record; der as in tg_cache_ocsp_t (ignored by
+ * tg_cache_put_crl_take, which takes the DER separately). */
 typedef struct {
     int64_t this_update;
     int64_t next_update;
     uint8_t crl_number_len; /* 0 when the CRL has no cRLNumber */
     uint8_t crl_number[TG_CACHE_CRL_NUMBER_MAX];
     tg_slice_t der;
+    /* Set by tg_cache_get_crl: entries in this CA's revoked index (0 when it
+     * has none). Ignored on puts: the index gives it. */
+    uint64_t n_revoked;
 } tg_cache_crl_t;
+
+/* A revoked-serial index under construction (one per CRL ingest): a compact
+ * array of fixed-width records, sorted and written by the cache's writer
+ * thread once handed to tg_cache_put_crl_take. Not thread-safe; fill it
+ * from one thread at a time. */
+typedef struct tg_cache_rindex tg_cache_rindex_t;
 
 /* One entry of the revoked-serial index, as handed to tg_cache_put_crl.
  * serial uses the same encoding as tg_certid_t.serial (content octets of
- * the DER INTEGER), so a CertID's serial can be looked up directly. */
+ * the DER INTEGER), so a CertID's serial can be looked up directly.
+ * (88 bytes each: prefer tg_cache_rindex_t for large CRLs.) */
 typedef struct {
     uint8_t serial_len; /* 1..TG_SERIAL_MAX_LEN */
     uint8_t serial[TG_SERIAL_MAX_LEN];
@@ -90,7 +107,7 @@ typedef struct {
 typedef struct {
     uint64_t ocsp_entries;
     uint64_t crl_entries;
-    uint64_t revoked_entries;
+    uint64_t revoked_entries; /* sum of the CAs' revoked-index entry counts */
     uint64_t trustlist_entries;
     uint64_t map_size;   /* bytes */
     uint64_t used_bytes; /* (last used page + 1) * page size */
@@ -108,7 +125,8 @@ typedef void (*tg_cache_done_cb)(void *arg, int status);
 
 /* Opens (creating it 0750 if missing) the environment directory path with a
  * map of map_size_mb MiB, runs mdb_reader_check, opens the named databases
- * and starts the writer thread. On success *out_cache is owned by the caller
+ * (emptying the cached ones if the schema changed; see the top of this
+ * file) and starts the writer thread. On success *out_cache is owned by the caller
  * and released with tg_cache_close. Returns TG_EINVAL for a bad argument,
  * TG_EIO when LMDB or the file system fails (logged), TG_ENOMEM. */
 TG_WUR int tg_cache_open(const char *path, size_t map_size_mb, tg_cache_t **out_cache);
@@ -163,14 +181,19 @@ void tg_cache_rd_end(tg_cache_reader_t *reader);
 TG_WUR int tg_cache_get_ocsp(tg_cache_reader_t *reader, const tg_certid_t *id,
                              tg_cache_ocsp_t *out_rec);
 
-/* Looks up the CRL of the CA whose certificate has SHA-256 ca_id. Borrowing
+/* Looks up the CRL of the CA whose certificate has SHA-256 ca_id, and the
+ * number of entries of its revoked index (out_crl->n_revoked). Borrowing
  * and errors as tg_cache_get_ocsp. */
 TG_WUR int tg_cache_get_crl(tg_cache_reader_t *reader, const uint8_t ca_id[TG_CACHE_CA_ID_LEN],
                             tg_cache_crl_t *out_crl);
 
-/* Looks up serial (content octets of the INTEGER, serial_len bytes) in the
- * revoked index of CA ca_id. Returns 0 with *out_revoked filled (copied),
- * TG_ENOTFOUND when not revoked (or no CRL), TG_EINVAL, TG_ESTATE, TG_EIO. */
+/* Looks up serial (content octets of the INTEGER, serial_len bytes; exact
+ * match of bytes and length, so 01 and 00 01 and 01 00 are three serials)
+ * in the revoked index of CA ca_id by binary search in the mapped value:
+ * no allocation, O(log n). Returns 0 with *out_revoked filled (copied; with
+ * duplicate entries in the CRL, any one of them), TG_ENOTFOUND when not
+ * revoked (or no CRL, or an empty index), TG_EINVAL, TG_ESTATE, TG_EIO (a
+ * malformed stored index). */
 TG_WUR int tg_cache_get_revoked(tg_cache_reader_t *reader, const uint8_t ca_id[TG_CACHE_CA_ID_LEN],
                                 const uint8_t *serial, size_t serial_len,
                                 tg_cache_revoked_t *out_revoked);
@@ -181,10 +204,11 @@ TG_WUR int tg_cache_get_trustlist(tg_cache_reader_t *reader, tg_slice_t name, tg
 
 /* ---- Writes (queued to the writer thread) --------------------------------
  *
- * Every put/delete copies its inputs and returns at once: 0 when queued
- * (cb, if not NULL, is then called exactly once with the outcome),
- * TG_EINVAL, TG_ENOMEM, TG_ETOOBIG when the queue holds TG_CACHE_QUEUE_MAX
- * writes, TG_ESTATE while closing. On a synchronous failure cb is never
+ * Every put/delete copies its inputs (except tg_cache_put_crl_take, which
+ * takes them over) and returns at once: 0 when queued (cb, if not NULL, is
+ * then called exactly once with the outcome), TG_EINVAL, TG_ENOMEM,
+ * TG_ETOOBIG when the queue holds TG_CACHE_QUEUE_MAX writes (or a value
+ * would exceed LMDB's 4 GiB limit), TG_ESTATE while closing. On a synchronous failure cb is never
  * called. Writes are applied in queue order; several are batched per
  * transaction. Never blocks, so it may be called from an event loop. */
 
@@ -193,11 +217,54 @@ TG_WUR int tg_cache_put_ocsp(tg_cache_t *cache, const tg_certid_t *id, const tg_
                              tg_cache_done_cb cb, void *arg);
 
 /* Replaces the CRL of CA ca_id and its whole revoked index with crl and the
- * n_revoked entries, in one write transaction: readers see the old CRL and
- * index or the new ones, never a mix. */
+ * n_revoked entries (any order; revoked[i].serial_len 1..TG_SERIAL_MAX_LEN),
+ * in one write transaction: readers see the old CRL and index or the new
+ * ones, never a mix. Copies crl->der and the entries (into a
+ * tg_cache_rindex_t) and then works as tg_cache_put_crl_take; the caller
+ * keeps everything it passed. */
 TG_WUR int tg_cache_put_crl(tg_cache_t *cache, const uint8_t ca_id[TG_CACHE_CA_ID_LEN],
                             const tg_cache_crl_t *crl, const tg_cache_revoked_entry_t *revoked,
                             size_t n_revoked, tg_cache_done_cb cb, void *arg);
+
+/* Creates in *out an empty index builder with room for n entries (n may be
+ * 0; at most UINT32_MAX) whose serials are at most max_serial_len
+ * (1..TG_SERIAL_MAX_LEN) bytes. Memory: about n * (max_serial_len + 10)
+ * bytes, allocated here (zeroed pages, so touched only as entries are
+ * added); pass the CRL's real longest serial, not TG_SERIAL_MAX_LEN, to keep
+ * it small. The caller owns *out and frees it with tg_cache_rindex_free,
+ * unless it hands it to tg_cache_put_crl_take. Returns 0, TG_EINVAL (bad
+ * argument; *out is then NULL) or TG_ENOMEM. */
+TG_WUR int tg_cache_rindex_new(size_t n, size_t max_serial_len, tg_cache_rindex_t **out);
+
+/* Appends one entry, in any order (the writer sorts); serial (content
+ * octets of the INTEGER, as tg_certid_t.serial) is copied. reason is the
+ * CRLReason (RFC 5280 §5.3.1), -1 when absent. The same serial may be added
+ * more than once. Returns 0, or TG_EINVAL when ix is full, serial is NULL,
+ * serial_len is 0 or greater than ix's max_serial_len (ix unchanged). */
+TG_WUR int tg_cache_rindex_add(tg_cache_rindex_t *ix, const uint8_t *serial, size_t serial_len,
+                               int64_t revocation_time, int8_t reason);
+
+/* Returns the number of entries added so far (0 for NULL). */
+size_t tg_cache_rindex_count(const tg_cache_rindex_t *ix);
+
+/* Frees an index builder that was not handed to tg_cache_put_crl_take.
+ * Accepts NULL. */
+void tg_cache_rindex_free(tg_cache_rindex_t *ix);
+
+/* Like tg_cache_put_crl, but takes ownership instead of copying. der->data
+ * (malloc'd, as every tg_buf_t's; the DER CertificateList, der->len bytes)
+ * is moved out and *der left empty (tg_buf_init state) whatever the outcome,
+ * and index (NULL or empty = no revoked entries) is owned by the cache from
+ * the call on, even on a synchronous failure: the caller must not touch or
+ * free either afterwards. crl->der and crl->n_revoked are ignored; crl
+ * itself is only read during the call. The index is sorted on the writer
+ * thread, not the caller's, and both buffers are copied straight into
+ * LMDB's pages (MDB_RESERVE), then freed after cb. Returns as the other
+ * writes; TG_EINVAL also when der is NULL or der->len > 0 with no data, and
+ * TG_ETOOBIG when the DER or the packed index would exceed 4 GiB. */
+TG_WUR int tg_cache_put_crl_take(tg_cache_t *cache, const uint8_t ca_id[TG_CACHE_CA_ID_LEN],
+                                 const tg_cache_crl_t *crl, tg_buf_t *der, tg_cache_rindex_t *index,
+                                 tg_cache_done_cb cb, void *arg);
 
 /* Stores (replaces) the trust list called name (1..TG_CACHE_LIST_NAME_MAX
  * bytes). */
@@ -208,7 +275,8 @@ TG_WUR int tg_cache_put_trustlist(tg_cache_t *cache, tg_slice_t name, tg_slice_t
 TG_WUR int tg_cache_delete_ocsp(tg_cache_t *cache, const tg_certid_t *id, tg_cache_done_cb cb,
                                 void *arg);
 
-/* Deletes the CRL of CA ca_id and its revoked index. */
+/* Deletes the CRL of CA ca_id and its revoked index (TG_ENOTFOUND via cb
+ * when there was no CRL). */
 TG_WUR int tg_cache_delete_crl(tg_cache_t *cache, const uint8_t ca_id[TG_CACHE_CA_ID_LEN],
                                tg_cache_done_cb cb, void *arg);
 

@@ -5,6 +5,7 @@
 #include "common/log.h"
 
 #include <criterion/criterion.h>
+#include <lmdb.h> /* only to fake an old schema and a damaged index */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -241,6 +242,7 @@ Test(cache, crl_with_100k_revoked_one_txn)
     cr_assert_eq(crl.crl_number[1], 0x02);
     cr_assert_eq(crl.der.n, 7);
     cr_assert(memcmp(crl.der.p, "CRL-DER", 7) == 0);
+    cr_assert_eq(crl.n_revoked, n);
     for (size_t i = 0; i < n; i += 997) {
         uint8_t s[4];
         serial_of(5000 + (uint32_t)i * 3u, s);
@@ -268,6 +270,8 @@ Test(cache, crl_with_100k_revoked_one_txn)
     cr_assert_eq(tg_cache_stats(c, &st), 0);
     cr_assert_eq(st.revoked_entries, 3 + 10);
     cr_assert_eq(tg_cache_rd_begin(r), 0);
+    cr_assert_eq(tg_cache_get_crl(r, ca1, &crl), 0);
+    cr_assert_eq(crl.n_revoked, 3);
     serial_of(5000, s);
     cr_assert_eq(tg_cache_get_revoked(r, ca1, s, 4, &rv), TG_ENOTFOUND);
     serial_of(5000 + 5 * 3, s);
@@ -648,5 +652,777 @@ Test(cache, bad_arguments)
     tg_cache_rd_end(r);
     tg_cache_reader_free(r);
     tg_cache_reader_free(NULL);
+    tg_cache_close(c);
+}
+
+/* ---- packed revoked index (tg_cache_rindex_t, tg_cache_put_crl_take) ---- */
+
+static uint64_t rng_next(uint64_t *state)
+{
+    /* splitmix64: deterministic, good enough to spread serials */
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void rng_fill(uint64_t *state, uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        uint64_t v = rng_next(state);
+        size_t k = n < 8 ? n : 8;
+        memcpy(p, &v, k);
+        p += k;
+        n -= k;
+    }
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void make_der(tg_buf_t *b, size_t n, uint8_t fill)
+{
+    tg_buf_init(b);
+    if (n == 0)
+        return;
+    cr_assert_eq(tg_buf_reserve(b, n), 0);
+    memset(b->data, fill, n);
+    b->data[0] = 0x30;
+    b->data[n - 1] = 0xee;
+    b->len = n;
+}
+
+static int put_take_wait(tg_cache_t *c, const uint8_t *ca, int64_t next, tg_buf_t *der,
+                         tg_cache_rindex_t *ix)
+{
+    tg_cache_crl_t crl = {.this_update = 10,
+                          .next_update = next,
+                          .crl_number_len = 1,
+                          .crl_number = {0x07},
+                          .n_revoked = 12345 /* ignored */};
+    tg_cache_waiter_t w;
+    tg_cache_waiter_init(&w);
+    int rc = tg_cache_put_crl_take(c, ca, &crl, der, ix, tg_cache_waiter_cb, &w);
+    cr_assert_null(der->data, "der not taken");
+    cr_assert_eq(der->len, 0);
+    if (rc != 0) {
+        tg_cache_waiter_destroy(&w);
+        return rc;
+    }
+    return tg_cache_waiter_wait(&w);
+}
+
+static int lookup(tg_cache_reader_t *r, const uint8_t *ca, const void *serial, size_t n,
+                  tg_cache_revoked_t *out)
+{
+    return tg_cache_get_revoked(r, ca, serial, n, out);
+}
+
+#define BIG_N 1000000u
+#define BIG_SLOT 17 /* serial bytes per test slot */
+
+/* Serial i of the big index: 16 random bytes, except every 1000th is 17
+ * bytes, 00 then 16 random bytes with the top bit set (a DER INTEGER's sign
+ * octet), so the stored width is 17 and lengths differ by a leading byte. */
+static void big_serials(uint8_t *slots, uint8_t *lens)
+{
+    uint64_t st = 0x7e57ca5eull;
+    for (size_t i = 0; i < BIG_N; i++) {
+        uint8_t *s = slots + i * BIG_SLOT;
+        if (i % 1000 == 0) {
+            s[0] = 0;
+            rng_fill(&st, s + 1, 16);
+            s[1] |= 0x80;
+            lens[i] = 17;
+        } else {
+            rng_fill(&st, s, 16);
+            lens[i] = 16;
+        }
+    }
+}
+
+static int64_t big_time(size_t i)
+{
+    return 1600000000 + (int64_t)i;
+}
+
+static int8_t big_reason(size_t i)
+{
+    return (int8_t)((int)(i % 11) - 1);
+}
+
+Test(cache, take_1m_random_serials_lookup_and_replace)
+{
+    tg_cache_t *c;
+    cr_assert_eq(tg_cache_open(env_path(), 1024, &c), 0);
+    uint8_t *slots = malloc((size_t)BIG_N * BIG_SLOT);
+    uint8_t *lens = malloc(BIG_N);
+    cr_assert(slots != NULL && lens != NULL);
+    big_serials(slots, lens);
+    uint8_t ca[32];
+    fill_ca(ca, 0xb1);
+
+    /* A 1M-entry CRL is about 45 bytes an entry of DER. */
+    const size_t der_len = (size_t)BIG_N * 45;
+    tg_buf_t der;
+    make_der(&der, der_len, 0x5a);
+    double t0 = now_s();
+    tg_cache_rindex_t *ix;
+    cr_assert_eq(tg_cache_rindex_new(BIG_N, 17, &ix), 0);
+    for (size_t i = 0; i < BIG_N; i++)
+        cr_assert_eq(
+            tg_cache_rindex_add(ix, slots + i * BIG_SLOT, lens[i], big_time(i), big_reason(i)), 0);
+    cr_assert_eq(tg_cache_rindex_count(ix), BIG_N);
+    double t1 = now_s();
+    cr_assert_eq(put_take_wait(c, ca, 9999, &der, ix), 0);
+    double t2 = now_s();
+    fprintf(stderr,
+            "cache: 1M index: build %.0f ms (caller), put_crl_take + sort + commit %.0f ms "
+            "(%zu MB DER)\n",
+            (t1 - t0) * 1e3, (t2 - t1) * 1e3, der_len >> 20);
+
+    tg_cache_reader_t *r;
+    cr_assert_eq(tg_cache_reader_new(c, &r), 0);
+    cr_assert_eq(tg_cache_rd_begin(r), 0);
+    tg_cache_crl_t crl;
+    cr_assert_eq(tg_cache_get_crl(r, ca, &crl), 0);
+    cr_assert_eq(crl.n_revoked, BIG_N);
+    cr_assert_eq(crl.der.n, der_len);
+    cr_assert_eq(crl.der.p[0], 0x30);
+    cr_assert_eq(crl.der.p[der_len - 1], 0xee);
+    cr_assert_eq(crl.der.p[der_len / 2], 0x5a);
+    cr_assert_eq(crl.next_update, 9999);
+    cr_assert_eq(crl.crl_number_len, 1);
+
+    /* 1M random lookups of present serials, in one read transaction. */
+    uint64_t st = 42;
+    size_t bad = 0;
+    double t3 = now_s();
+    for (size_t k = 0; k < BIG_N; k++) {
+        size_t i = (size_t)(rng_next(&st) % BIG_N);
+        tg_cache_revoked_t rv;
+        if (lookup(r, ca, slots + i * BIG_SLOT, lens[i], &rv) != 0 ||
+            rv.revocation_time != big_time(i) || rv.reason != big_reason(i))
+            bad++;
+    }
+    double t4 = now_s();
+    cr_assert_eq(bad, 0);
+    /* 1M random absent serials. */
+    uint8_t q[BIG_SLOT + 1];
+    size_t found = 0;
+    double t5 = now_s();
+    for (size_t k = 0; k < BIG_N; k++) {
+        rng_fill(&st, q, 16);
+        tg_cache_revoked_t rv;
+        if (lookup(r, ca, q, 16, &rv) != TG_ENOTFOUND)
+            found++;
+    }
+    double t6 = now_s();
+    cr_assert_eq(found, 0);
+    fprintf(stderr, "cache: 1M-entry index lookups: %.0f ns present, %.0f ns absent\n",
+            (t4 - t3) * 1e9 / BIG_N, (t6 - t5) * 1e9 / BIG_N);
+
+    /* Per-request shape: a read transaction around each lookup. */
+    tg_cache_rd_end(r);
+    double t7 = now_s();
+    for (size_t k = 0; k < 100000; k++) {
+        size_t i = (size_t)(rng_next(&st) % BIG_N);
+        tg_cache_revoked_t rv;
+        cr_assert_eq(tg_cache_rd_begin(r), 0);
+        if (lookup(r, ca, slots + i * BIG_SLOT, lens[i], &rv) != 0)
+            bad++;
+        tg_cache_rd_end(r);
+    }
+    double t8 = now_s();
+    cr_assert_eq(bad, 0);
+    fprintf(stderr, "cache: rd_begin + lookup + rd_end: %.0f ns\n", (t8 - t7) * 1e9 / 100000);
+
+    /* Near misses: a leading byte more or less, a prefix, trailing zeros
+     * (equal once zero-padded to the width, but different serials). */
+    cr_assert_eq(tg_cache_rd_begin(r), 0);
+    for (size_t i = 0; i < BIG_N; i += 997) {
+        const uint8_t *s = slots + i * BIG_SLOT;
+        size_t n = lens[i];
+        tg_cache_revoked_t rv;
+        cr_assert_eq(lookup(r, ca, s, n, &rv), 0);
+        cr_assert_eq(lookup(r, ca, s, n - 1, &rv), TG_ENOTFOUND);     /* prefix */
+        cr_assert_eq(lookup(r, ca, s + 1, n - 1, &rv), TG_ENOTFOUND); /* leading byte less */
+        memcpy(q, s, n);
+        q[n] = 0;
+        cr_assert_eq(lookup(r, ca, q, n + 1, &rv), TG_ENOTFOUND); /* trailing 00 */
+        q[0] = 0;
+        memcpy(q + 1, s, n);
+        cr_assert_eq(lookup(r, ca, q, n + 1, &rv), TG_ENOTFOUND); /* leading 00 more */
+    }
+    for (size_t i = 0; i < BIG_N; i += 1000) { /* the 17-byte ones */
+        const uint8_t *s = slots + i * BIG_SLOT;
+        tg_cache_revoked_t rv;
+        cr_assert_eq(lens[i], 17);
+        cr_assert_eq(lookup(r, ca, s, 17, &rv), 0);
+        cr_assert_eq(rv.revocation_time, big_time(i));
+        cr_assert_eq(lookup(r, ca, s + 1, 16, &rv), TG_ENOTFOUND);
+    }
+    uint8_t other_ca[32];
+    fill_ca(other_ca, 0xb2);
+    tg_cache_revoked_t rv;
+    cr_assert_eq(lookup(r, other_ca, slots, 16, &rv), TG_ENOTFOUND);
+    cr_assert_eq(lookup(r, ca, q, 18, &rv), TG_ENOTFOUND); /* longer than the width */
+    tg_cache_rd_end(r);
+
+    tg_cache_stats_t stats;
+    cr_assert_eq(tg_cache_stats(c, &stats), 0);
+    cr_assert_eq(stats.revoked_entries, BIG_N);
+    cr_assert_eq(stats.crl_entries, 1);
+
+    /* Replace by a smaller CRL: the old index is gone as a whole. */
+    const uint8_t s01[] = {0x01}, s0102[] = {0x01, 0x02};
+    cr_assert_eq(tg_cache_rindex_new(3, 16, &ix), 0);
+    cr_assert_eq(tg_cache_rindex_add(ix, s0102, 2, 22, 1), 0);
+    cr_assert_eq(tg_cache_rindex_add(ix, slots + 5 * BIG_SLOT, 16, 55, 5), 0);
+    cr_assert_eq(tg_cache_rindex_add(ix, s01, 1, 11, -1), 0);
+    make_der(&der, 300, 0x11);
+    double t9 = now_s();
+    cr_assert_eq(put_take_wait(c, ca, 20000, &der, ix), 0);
+    double t10 = now_s();
+    fprintf(stderr, "cache: replacing the 1M index by 3 entries: %.0f ms\n", (t10 - t9) * 1e3);
+    cr_assert_eq(tg_cache_rd_begin(r), 0);
+    cr_assert_eq(tg_cache_get_crl(r, ca, &crl), 0);
+    cr_assert_eq(crl.n_revoked, 3);
+    cr_assert_eq(crl.der.n, 300);
+    cr_assert_eq(crl.next_update, 20000);
+    cr_assert_eq(lookup(r, ca, s01, 1, &rv), 0);
+    cr_assert_eq(rv.revocation_time, 11);
+    cr_assert_eq(rv.reason, -1);
+    cr_assert_eq(lookup(r, ca, s0102, 2, &rv), 0);
+    cr_assert_eq(rv.revocation_time, 22);
+    cr_assert_eq(lookup(r, ca, slots + 5 * BIG_SLOT, 16, &rv), 0);
+    cr_assert_eq(rv.revocation_time, 55);
+    cr_assert_eq(rv.reason, 5);
+    for (size_t i = 6; i < BIG_N; i += 9973)
+        cr_assert_eq(lookup(r, ca, slots + i * BIG_SLOT, lens[i], &rv), TG_ENOTFOUND);
+    tg_cache_rd_end(r);
+    cr_assert_eq(tg_cache_stats(c, &stats), 0);
+    cr_assert_eq(stats.revoked_entries, 3);
+
+    tg_cache_reader_free(r);
+    tg_cache_close(c);
+    free(slots);
+    free(lens);
+}
+
+typedef struct {
+    uint8_t len;
+    uint8_t b[4];
+} ser_t;
+
+Test(cache, rindex_order_prefixes_and_padding)
+{
+    tg_cache_t *c;
+    cr_assert_eq(tg_cache_open(env_path(), 16, &c), 0);
+    /* Shuffled; 01 and 01 00 and 00 01 are distinct serials, and so are
+     * 01 02 and 01 02 00 once all are zero-padded to width 3. */
+    const ser_t present[] = {
+        {2, {0x01, 0x02}}, {1, {0xff}},       {1, {0x01}},       {3, {0x01, 0x02, 0x03}},
+        {1, {0x00}},       {2, {0x00, 0x01}}, {2, {0x01, 0x00}}, {3, {0x80, 0x00, 0x00}},
+        {2, {0x7f, 0xff}},
+    };
+    const ser_t absent[] = {
+        {3, {0x01, 0x00, 0x00}},
+        {3, {0x01, 0x02, 0x00}},
+        {1, {0x02}},
+        {2, {0x01, 0x01}},
+        {2, {0x00, 0x00}},
+        {3, {0x00, 0x01, 0x00}},
+        {3, {0x00, 0x00, 0x01}},
+        {1, {0xfe}},
+        {2, {0xff, 0x00}},
+        {1, {0x80}},
+        {2, {0x80, 0x00}},
+        {4, {0x01, 0x02, 0x03, 0x04}},
+        {1, {0x7f}},
+    };
+    const size_t np = sizeof present / sizeof present[0];
+    const size_t na = sizeof absent / sizeof absent[0];
+    uint8_t ca_wide[32], ca_tight[32];
+    fill_ca(ca_wide, 0xc1);  /* built for 64-byte serials: padding dropped on write */
+    fill_ca(ca_tight, 0xc2); /* built for exactly 3 */
+    const uint8_t *cas[] = {ca_wide, ca_tight};
+    const size_t max_lens[] = {TG_SERIAL_MAX_LEN, 3};
+    for (int k = 0; k < 2; k++) {
+        tg_cache_rindex_t *ix;
+        cr_assert_eq(tg_cache_rindex_new(np, max_lens[k], &ix), 0);
+        for (size_t i = 0; i < np; i++)
+            cr_assert_eq(
+                tg_cache_rindex_add(ix, present[i].b, present[i].len, 100 + (int64_t)i, (int8_t)i),
+                0);
+        tg_buf_t der;
+        make_der(&der, 10, 0x01);
+        cr_assert_eq(put_take_wait(c, cas[k], 9999, &der, ix), 0);
+    }
+    tg_cache_reader_t *r;
+    cr_assert_eq(tg_cache_reader_new(c, &r), 0);
+    cr_assert_eq(tg_cache_rd_begin(r), 0);
+    for (int k = 0; k < 2; k++) {
+        tg_cache_revoked_t rv;
+        for (size_t i = 0; i < np; i++) {
+            cr_assert_eq(lookup(r, cas[k], present[i].b, present[i].len, &rv), 0, "present %zu", i);
+            cr_assert_eq(rv.revocation_time, 100 + (int64_t)i);
+            cr_assert_eq(rv.reason, (int8_t)i);
+        }
+        for (size_t i = 0; i < na; i++)
+            cr_assert_eq(lookup(r, cas[k], absent[i].b, absent[i].len, &rv), TG_ENOTFOUND,
+                         "absent %zu", i);
+        uint8_t long_serial[TG_SERIAL_MAX_LEN];
+        memset(long_serial, 0xff, sizeof long_serial);
+        cr_assert_eq(lookup(r, cas[k], long_serial, sizeof long_serial, &rv), TG_ENOTFOUND);
+        cr_assert_eq(lookup(r, cas[k], long_serial, 0, &rv), TG_EINVAL);
+        cr_assert_eq(lookup(r, cas[k], long_serial, TG_SERIAL_MAX_LEN + 1, &rv), TG_EINVAL);
+        cr_assert_eq(lookup(r, cas[k], NULL, 1, &rv), TG_EINVAL);
+        tg_cache_crl_t crl;
+        cr_assert_eq(tg_cache_get_crl(r, cas[k], &crl), 0);
+        cr_assert_eq(crl.n_revoked, np);
+    }
+    tg_cache_rd_end(r);
+    tg_cache_reader_free(r);
+    tg_cache_close(c);
+}
+
+/* Every serial of length 1..5 over a small alphabet (zeros, prefixes,
+ * trailing zeros everywhere), about half of them in the index, some twice,
+ * added in scrambled order: each must be found exactly when present. Large
+ * enough to go through the radix passes, not only the small-range sort. */
+Test(cache, rindex_exhaustive_small_alphabet)
+{
+    static const uint8_t alpha[] = {0x00, 0x01, 0x02, 0x7f, 0x80, 0xff};
+    enum { A = 6, MAXL = 5, TOTAL = 6 + 36 + 216 + 1296 + 7776 };
+    uint8_t(*ser)[MAXL] = calloc(TOTAL, MAXL);
+    uint8_t *len = calloc(TOTAL, 1), *in = calloc(TOTAL, 1);
+    cr_assert(ser != NULL && len != NULL && in != NULL);
+    size_t m = 0;
+    for (size_t l = 1; l <= MAXL; l++) {
+        size_t combos = 1;
+        for (size_t k = 0; k < l; k++)
+            combos *= A;
+        for (size_t v = 0; v < combos; v++, m++) {
+            size_t x = v;
+            for (size_t k = l; k-- > 0; x /= A)
+                ser[m][k] = alpha[x % A];
+            len[m] = (uint8_t)l;
+        }
+    }
+    cr_assert_eq(m, TOTAL);
+    uint64_t st = 99;
+    size_t n = 0;
+    for (size_t i = 0; i < TOTAL; i++) {
+        uint64_t r = rng_next(&st) % 8;
+        in[i] = r < 3 ? 0 : r < 7 ? 1 : 2; /* absent, once, twice */
+        n += in[i];
+    }
+    tg_cache_t *c;
+    cr_assert_eq(tg_cache_open(env_path(), 16, &c), 0);
+    uint8_t ca[2][32];
+    fill_ca(ca[0], 0x41);
+    fill_ca(ca[1], 0x42);
+    for (int w = 0; w < 2; w++) {
+        tg_cache_rindex_t *ix;
+        /* built for exactly 5 bytes (one memcpy) and for 64 (compacted) */
+        cr_assert_eq(tg_cache_rindex_new(n, w == 0 ? MAXL : TG_SERIAL_MAX_LEN, &ix), 0);
+        /* scrambled order: 7919 is coprime with TOTAL */
+        for (size_t j = 0; j < TOTAL; j++) {
+            size_t i = (j * 7919) % TOTAL;
+            for (int t = 0; t < in[i]; t++)
+                cr_assert_eq(tg_cache_rindex_add(ix, ser[i], len[i], (int64_t)i, (int8_t)t), 0);
+        }
+        tg_buf_t der;
+        make_der(&der, 8, 0x09);
+        cr_assert_eq(put_take_wait(c, ca[w], 9999, &der, ix), 0);
+    }
+    tg_cache_reader_t *r;
+    cr_assert_eq(tg_cache_reader_new(c, &r), 0);
+    cr_assert_eq(tg_cache_rd_begin(r), 0);
+    for (int w = 0; w < 2; w++) {
+        for (size_t i = 0; i < TOTAL; i++) {
+            tg_cache_revoked_t rv;
+            int rc = lookup(r, ca[w], ser[i], len[i], &rv);
+            if (in[i]) {
+                cr_assert_eq(rc, 0, "serial %zu (len %u) missing", i, len[i]);
+                cr_assert_eq(rv.revocation_time, (int64_t)i);
+            } else {
+                cr_assert_eq(rc, TG_ENOTFOUND, "serial %zu (len %u) found", i, len[i]);
+            }
+        }
+        tg_cache_crl_t crl;
+        cr_assert_eq(tg_cache_get_crl(r, ca[w], &crl), 0);
+        cr_assert_eq(crl.n_revoked, n);
+    }
+    tg_cache_rd_end(r);
+    tg_cache_reader_free(r);
+    tg_cache_close(c);
+    free(ser);
+    free(len);
+    free(in);
+}
+
+Test(cache, rindex_duplicates_kept)
+{
+    tg_cache_t *c;
+    cr_assert_eq(tg_cache_open(env_path(), 16, &c), 0);
+    const uint8_t a[] = {0x05, 0x05}, b[] = {0x05}, d[] = {0x05, 0x05, 0x05}, e[] = {0x09};
+    tg_cache_rindex_t *ix;
+    cr_assert_eq(tg_cache_rindex_new(7, 3, &ix), 0);
+    cr_assert_eq(tg_cache_rindex_add(ix, e, 1, 9, 1), 0);
+    cr_assert_eq(tg_cache_rindex_add(ix, a, 2, 1, 1), 0);
+    cr_assert_eq(tg_cache_rindex_add(ix, e, 1, 9, 1), 0);
+    cr_assert_eq(tg_cache_rindex_add(ix, b, 1, 3, 1), 0);
+    cr_assert_eq(tg_cache_rindex_add(ix, a, 2, 2, 1), 0);
+    cr_assert_eq(tg_cache_rindex_add(ix, d, 3, 4, 1), 0);
+    cr_assert_eq(tg_cache_rindex_add(ix, e, 1, 9, 1), 0);
+    uint8_t ca[32];
+    fill_ca(ca, 0xd1);
+    tg_buf_t der;
+    make_der(&der, 64, 0x02);
+    cr_assert_eq(put_take_wait(c, ca, 9999, &der, ix), 0);
+    tg_cache_reader_t *r;
+    cr_assert_eq(tg_cache_reader_new(c, &r), 0);
+    cr_assert_eq(tg_cache_rd_begin(r), 0);
+    tg_cache_revoked_t rv;
+    cr_assert_eq(lookup(r, ca, a, 2, &rv), 0);
+    cr_assert(rv.revocation_time == 1 || rv.revocation_time == 2);
+    cr_assert_eq(lookup(r, ca, b, 1, &rv), 0);
+    cr_assert_eq(rv.revocation_time, 3);
+    cr_assert_eq(lookup(r, ca, d, 3, &rv), 0);
+    cr_assert_eq(rv.revocation_time, 4);
+    cr_assert_eq(lookup(r, ca, e, 1, &rv), 0);
+    cr_assert_eq(rv.revocation_time, 9);
+    const uint8_t f[] = {0x05, 0x06};
+    cr_assert_eq(lookup(r, ca, f, 2, &rv), TG_ENOTFOUND);
+    tg_cache_crl_t crl;
+    cr_assert_eq(tg_cache_get_crl(r, ca, &crl), 0);
+    cr_assert_eq(crl.n_revoked, 7);
+    tg_cache_rd_end(r);
+    tg_cache_stats_t st;
+    cr_assert_eq(tg_cache_stats(c, &st), 0);
+    cr_assert_eq(st.revoked_entries, 7);
+
+    /* 07, 07 00 and 07 00 00, 40 times each, interleaved: equal once padded,
+     * so only the length orders them, in groups too big for the small-range
+     * sort. */
+    const uint8_t z[] = {0x07, 0x00, 0x00, 0x00};
+    uint8_t ca2[32];
+    fill_ca(ca2, 0xd2);
+    cr_assert_eq(tg_cache_rindex_new(120, 3, &ix), 0);
+    for (int t = 0; t < 40; t++)
+        for (size_t l = 3; l >= 1; l--)
+            cr_assert_eq(tg_cache_rindex_add(ix, z, l, (int64_t)l, 0), 0);
+    make_der(&der, 64, 0x02);
+    cr_assert_eq(put_take_wait(c, ca2, 9999, &der, ix), 0);
+    cr_assert_eq(tg_cache_rd_begin(r), 0);
+    for (size_t l = 1; l <= 3; l++) {
+        cr_assert_eq(lookup(r, ca2, z, l, &rv), 0);
+        cr_assert_eq(rv.revocation_time, (int64_t)l);
+    }
+    cr_assert_eq(lookup(r, ca2, z, 4, &rv), TG_ENOTFOUND);
+    cr_assert_eq(lookup(r, ca2, z + 1, 1, &rv), TG_ENOTFOUND);
+    tg_cache_rd_end(r);
+    tg_cache_reader_free(r);
+    tg_cache_close(c);
+}
+
+Test(cache, rindex_empty_and_null)
+{
+    tg_cache_t *c;
+    cr_assert_eq(tg_cache_open(env_path(), 16, &c), 0);
+    uint8_t ca[32];
+    fill_ca(ca, 0xe1);
+    const uint8_t s[] = {0x42};
+
+    /* n = 0: nothing can be added, the put stores a CRL without index. */
+    tg_cache_rindex_t *ix;
+    cr_assert_eq(tg_cache_rindex_new(0, 20, &ix), 0);
+    cr_assert_eq(tg_cache_rindex_add(ix, s, 1, 1, 0), TG_EINVAL);
+    cr_assert_eq(tg_cache_rindex_count(ix), 0);
+    tg_buf_t der;
+    make_der(&der, 100, 0x03);
+    cr_assert_eq(put_take_wait(c, ca, 9999, &der, ix), 0);
+    tg_cache_reader_t *r;
+    cr_assert_eq(tg_cache_reader_new(c, &r), 0);
+    cr_assert_eq(tg_cache_rd_begin(r), 0);
+    tg_cache_crl_t crl;
+    tg_cache_revoked_t rv;
+    cr_assert_eq(tg_cache_get_crl(r, ca, &crl), 0);
+    cr_assert_eq(crl.n_revoked, 0);
+    cr_assert_eq(crl.der.n, 100);
+    cr_assert_eq(lookup(r, ca, s, 1, &rv), TG_ENOTFOUND);
+    tg_cache_rd_end(r);
+
+    /* With entries, then replaced by a CRL with a NULL index and no DER. */
+    cr_assert_eq(tg_cache_rindex_new(1, 1, &ix), 0);
+    cr_assert_eq(tg_cache_rindex_add(ix, s, 1, 1, 0), 0);
+    make_der(&der, 100, 0x03);
+    cr_assert_eq(put_take_wait(c, ca, 9999, &der, ix), 0);
+    cr_assert_eq(tg_cache_rd_begin(r), 0);
+    cr_assert_eq(lookup(r, ca, s, 1, &rv), 0);
+    tg_cache_rd_end(r);
+    make_der(&der, 0, 0);
+    cr_assert_eq(put_take_wait(c, ca, 9999, &der, NULL), 0);
+    cr_assert_eq(tg_cache_rd_begin(r), 0);
+    cr_assert_eq(lookup(r, ca, s, 1, &rv), TG_ENOTFOUND);
+    cr_assert_eq(tg_cache_get_crl(r, ca, &crl), 0);
+    cr_assert_eq(crl.n_revoked, 0);
+    cr_assert_eq(crl.der.n, 0);
+    tg_cache_rd_end(r);
+    tg_cache_stats_t st;
+    cr_assert_eq(tg_cache_stats(c, &st), 0);
+    cr_assert_eq(st.revoked_entries, 0);
+    cr_assert_eq(st.crl_entries, 1);
+
+    /* The legacy put with no entries, then delete twice. */
+    cr_assert_eq(put_crl_wait(c, ca, 9999, NULL, 0), 0);
+    tg_cache_waiter_t w;
+    tg_cache_waiter_init(&w);
+    cr_assert_eq(tg_cache_delete_crl(c, ca, tg_cache_waiter_cb, &w), 0);
+    cr_assert_eq(tg_cache_waiter_wait(&w), 0);
+    tg_cache_waiter_init(&w);
+    cr_assert_eq(tg_cache_delete_crl(c, ca, tg_cache_waiter_cb, &w), 0);
+    cr_assert_eq(tg_cache_waiter_wait(&w), TG_ENOTFOUND);
+    cr_assert_eq(tg_cache_rd_begin(r), 0);
+    cr_assert_eq(tg_cache_get_crl(r, ca, &crl), TG_ENOTFOUND);
+    tg_cache_rd_end(r);
+    tg_cache_reader_free(r);
+    tg_cache_close(c);
+}
+
+Test(cache, rindex_add_errors_and_take_on_failure)
+{
+    tg_cache_rindex_t *ix = (tg_cache_rindex_t *)1;
+    cr_assert_eq(tg_cache_rindex_new(4, 0, &ix), TG_EINVAL);
+    cr_assert_null(ix);
+    cr_assert_eq(tg_cache_rindex_new(4, TG_SERIAL_MAX_LEN + 1, &ix), TG_EINVAL);
+    cr_assert_eq(tg_cache_rindex_new(4, 4, NULL), TG_EINVAL);
+    if (SIZE_MAX > UINT32_MAX)
+        cr_assert_eq(tg_cache_rindex_new((size_t)UINT32_MAX + 1, 4, &ix), TG_EINVAL);
+
+    cr_assert_eq(tg_cache_rindex_new(2, 4, &ix), 0);
+    const uint8_t s[TG_SERIAL_MAX_LEN] = {1, 2, 3, 4, 5};
+    cr_assert_eq(tg_cache_rindex_add(ix, s, 0, 1, 0), TG_EINVAL);
+    cr_assert_eq(tg_cache_rindex_add(ix, s, 5, 1, 0), TG_EINVAL);
+    cr_assert_eq(tg_cache_rindex_add(ix, NULL, 1, 1, 0), TG_EINVAL);
+    cr_assert_eq(tg_cache_rindex_add(NULL, s, 1, 1, 0), TG_EINVAL);
+    cr_assert_eq(tg_cache_rindex_count(ix), 0);
+    cr_assert_eq(tg_cache_rindex_add(ix, s, 4, 1, 0), 0);
+    cr_assert_eq(tg_cache_rindex_add(ix, s, 1, 1, 0), 0);
+    cr_assert_eq(tg_cache_rindex_add(ix, s, 2, 1, 0), TG_EINVAL); /* full */
+    cr_assert_eq(tg_cache_rindex_count(ix), 2);
+    cr_assert_eq(tg_cache_rindex_count(NULL), 0);
+    tg_cache_rindex_free(ix);
+    tg_cache_rindex_free(NULL);
+
+    /* Synchronous failures still take (and free) der and the index: the
+     * asan run checks nothing leaks. */
+    tg_cache_t *c;
+    cr_assert_eq(tg_cache_open(env_path(), 16, &c), 0);
+    uint8_t ca[32];
+    fill_ca(ca, 0xf1);
+    tg_cache_crl_t crl = {.next_update = 5};
+    tg_buf_t der;
+
+    make_der(&der, 1000, 0x04);
+    cr_assert_eq(tg_cache_rindex_new(3, 4, &ix), 0);
+    cr_assert_eq(tg_cache_put_crl_take(NULL, ca, &crl, &der, ix, NULL, NULL), TG_EINVAL);
+    cr_assert(der.data == NULL && der.len == 0 && der.cap == 0);
+
+    make_der(&der, 1000, 0x04);
+    cr_assert_eq(tg_cache_rindex_new(3, 4, &ix), 0);
+    crl.crl_number_len = TG_CACHE_CRL_NUMBER_MAX + 1;
+    cr_assert_eq(tg_cache_put_crl_take(c, ca, &crl, &der, ix, NULL, NULL), TG_EINVAL);
+    cr_assert(der.data == NULL && der.len == 0 && der.cap == 0);
+    crl.crl_number_len = 0;
+
+    make_der(&der, 1000, 0x04);
+    cr_assert_eq(tg_cache_rindex_new(3, 4, &ix), 0);
+    cr_assert_eq(tg_cache_put_crl_take(c, NULL, &crl, &der, ix, NULL, NULL), TG_EINVAL);
+    cr_assert_null(der.data);
+    cr_assert_eq(tg_cache_rindex_new(3, 4, &ix), 0);
+    cr_assert_eq(tg_cache_put_crl_take(c, ca, &crl, NULL, ix, NULL, NULL), TG_EINVAL);
+    make_der(&der, 1000, 0x04);
+    cr_assert_eq(tg_cache_put_crl_take(c, ca, NULL, &der, NULL, NULL, NULL), TG_EINVAL);
+    cr_assert_null(der.data);
+
+    /* Nothing was stored. */
+    tg_cache_stats_t st;
+    cr_assert_eq(tg_cache_stats(c, &st), 0);
+    cr_assert_eq(st.crl_entries, 0);
+    cr_assert_eq(st.revoked_entries, 0);
+    tg_cache_close(c);
+}
+
+/* Builds a CRL of n 8-byte serials (base + i) and der_len bytes of DER. */
+static tg_cache_rindex_t *seq_index(size_t n, uint64_t base)
+{
+    tg_cache_rindex_t *ix;
+    cr_assert_eq(tg_cache_rindex_new(n, 8, &ix), 0);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t s[8];
+        uint64_t v = base + i;
+        for (int k = 7; k >= 0; k--, v >>= 8)
+            s[k] = (uint8_t)v;
+        cr_assert_eq(tg_cache_rindex_add(ix, s, 8, (int64_t)i, 0), 0);
+    }
+    return ix;
+}
+
+Test(cache, map_full_take_sweeps_and_retries_from_same_buffers)
+{
+    tg_cache_t *c;
+    cr_assert_eq(tg_cache_open(env_path(), 4, &c), 0);
+    uint8_t old_ca[32], new_ca[32];
+    fill_ca(old_ca, 0x31);
+    fill_ca(new_ca, 0x32);
+    /* Each CRL takes about 2.2 MB (1.5 MB DER + 40k * 18 bytes of index):
+     * two do not fit in 4 MiB. */
+    const size_t n = 40000, der_len = 1500000;
+    tg_buf_t der;
+    make_der(&der, der_len, 0x05);
+    cr_assert_eq(put_take_wait(c, old_ca, 1 /* long expired */, &der, seq_index(n, 1000)), 0);
+    tg_cache_stats_t st;
+    cr_assert_eq(tg_cache_stats(c, &st), 0);
+    cr_assert_eq(st.map_full, 0);
+
+    make_der(&der, der_len, 0x06);
+    cr_assert_eq(put_take_wait(c, new_ca, INT64_MAX, &der, seq_index(n, 5000000)), 0);
+    cr_assert_eq(tg_cache_stats(c, &st), 0);
+    cr_assert(st.map_full >= 1, "the second CRL should not have fit at first");
+    cr_assert_eq(st.crl_entries, 1);
+    cr_assert_eq(st.revoked_entries, n);
+
+    tg_cache_reader_t *r;
+    cr_assert_eq(tg_cache_reader_new(c, &r), 0);
+    cr_assert_eq(tg_cache_rd_begin(r), 0);
+    tg_cache_crl_t crl;
+    cr_assert_eq(tg_cache_get_crl(r, old_ca, &crl), TG_ENOTFOUND);
+    cr_assert_eq(tg_cache_get_crl(r, new_ca, &crl), 0);
+    cr_assert_eq(crl.der.n, der_len);
+    cr_assert_eq(crl.der.p[1], 0x06);
+    cr_assert_eq(crl.n_revoked, n);
+    for (size_t i = 0; i < n; i += 101) {
+        uint8_t s[8];
+        uint64_t v = 5000000 + i;
+        for (int k = 7; k >= 0; k--, v >>= 8)
+            s[k] = (uint8_t)v;
+        tg_cache_revoked_t rv;
+        cr_assert_eq(lookup(r, new_ca, s, 8, &rv), 0);
+        cr_assert_eq(rv.revocation_time, (int64_t)i);
+    }
+    tg_cache_rd_end(r);
+    tg_cache_reader_free(r);
+
+    /* Too big even after a sweep: dropped with TG_ETOOBIG, nothing leaks. */
+    make_der(&der, 6u << 20, 0x07);
+    cr_assert_eq(put_take_wait(c, old_ca, INT64_MAX, &der, seq_index(10, 1)), TG_ETOOBIG);
+    cr_assert_eq(tg_cache_stats(c, &st), 0);
+    cr_assert_eq(st.crl_entries, 1);
+    tg_cache_close(c);
+}
+
+/* Writes the schema number and, when bad_index, a malformed index value for
+ * CA 0x77..77, straight through LMDB. */
+static void poke_env(uint32_t schema, int bad_index)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, rev;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 8), 0);
+    cr_assert_eq(mdb_env_open(env, env_path(), MDB_NOTLS, 0640), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "revoked", 0, &rev), 0);
+    MDB_val k = {.mv_size = 6, .mv_data = "schema"}, v = {.mv_size = 4, .mv_data = &schema};
+    cr_assert_eq(mdb_put(txn, meta, &k, &v, 0), 0);
+    if (bad_index) {
+        uint8_t key[32], val[12 + 2 * 12] = {1, 2};
+        memset(key, 0x77, sizeof key);
+        uint64_t count = 5; /* but room for 2 */
+        memcpy(val + 4, &count, 8);
+        k = (MDB_val){.mv_size = 32, .mv_data = key};
+        v = (MDB_val){.mv_size = sizeof val, .mv_data = val};
+        cr_assert_eq(mdb_put(txn, rev, &k, &v, 0), 0);
+        /* An old per-serial record (schema 1 layout). */
+        uint8_t okey[36], oval[9] = {0};
+        memset(okey, 0x78, sizeof okey);
+        k = (MDB_val){.mv_size = sizeof okey, .mv_data = okey};
+        v = (MDB_val){.mv_size = sizeof oval, .mv_data = oval};
+        cr_assert_eq(mdb_put(txn, rev, &k, &v, 0), 0);
+    }
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+Test(cache, schema_change_empties_caches_keeps_trustlists)
+{
+    tg_cache_t *c;
+    cr_assert_eq(tg_cache_open(env_path(), 16, &c), 0);
+    tg_certid_t id = mkid(TG_HASH_SHA1, 20, 1, 42);
+    cr_assert_eq(put_ocsp_wait(c, &id, 5000, "DER-1", 5), 0);
+    uint8_t ca[32];
+    fill_ca(ca, 0x21);
+    tg_cache_revoked_entry_t *rev = make_revoked(10, 1);
+    cr_assert_eq(put_crl_wait(c, ca, 9999, rev, 10), 0);
+    free(rev);
+    tg_cache_waiter_t w;
+    tg_cache_waiter_init(&w);
+    cr_assert_eq(
+        tg_cache_put_trustlist(c, TG_SLICE_LIT("gd"), TG_SLICE_LIT("<x/>"), tg_cache_waiter_cb, &w),
+        0);
+    cr_assert_eq(tg_cache_waiter_wait(&w), 0);
+    tg_cache_close(c);
+
+    /* Current schema, but a damaged index: lookups say TG_EIO, stats skip
+     * it, nothing is dropped. */
+    uint8_t bad_ca[32];
+    fill_ca(bad_ca, 0x77);
+    poke_env(2, 1);
+    cr_assert_eq(tg_cache_open(env_path(), 16, &c), 0);
+    tg_cache_stats_t st;
+    cr_assert_eq(tg_cache_stats(c, &st), 0);
+    cr_assert_eq(st.ocsp_entries, 1);
+    cr_assert_eq(st.crl_entries, 1);
+    cr_assert_eq(st.revoked_entries, 10);
+    tg_cache_reader_t *r;
+    cr_assert_eq(tg_cache_reader_new(c, &r), 0);
+    cr_assert_eq(tg_cache_rd_begin(r), 0);
+    tg_cache_revoked_t rv;
+    cr_assert_eq(lookup(r, bad_ca, "\x01", 1, &rv), TG_EIO);
+    tg_cache_rd_end(r);
+    tg_cache_reader_free(r);
+    tg_cache_close(c);
+
+    /* An older schema: ocsp, crl and revoked emptied, trust lists kept. */
+    poke_env(1, 1);
+    cr_assert_eq(tg_cache_open(env_path(), 16, &c), 0);
+    cr_assert_eq(tg_cache_stats(c, &st), 0);
+    cr_assert_eq(st.ocsp_entries, 0);
+    cr_assert_eq(st.crl_entries, 0);
+    cr_assert_eq(st.revoked_entries, 0);
+    cr_assert_eq(st.trustlist_entries, 1);
+    cr_assert_eq(tg_cache_reader_new(c, &r), 0);
+    cr_assert_eq(tg_cache_rd_begin(r), 0);
+    tg_slice_t xml;
+    cr_assert_eq(tg_cache_get_trustlist(r, TG_SLICE_LIT("gd"), &xml), 0);
+    cr_assert_eq(xml.n, 4);
+    cr_assert_eq(lookup(r, bad_ca, "\x01", 1, &rv), TG_ENOTFOUND);
+    tg_cache_rd_end(r);
+    tg_cache_reader_free(r);
+    cr_assert_eq(put_crl_wait(c, ca, 9999, NULL, 0), 0);
+    tg_cache_close(c);
+
+    /* Once upgraded, a reopen keeps what was written since. */
+    cr_assert_eq(tg_cache_open(env_path(), 16, &c), 0);
+    cr_assert_eq(tg_cache_stats(c, &st), 0);
+    cr_assert_eq(st.crl_entries, 1);
     tg_cache_close(c);
 }
