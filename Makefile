@@ -52,7 +52,7 @@ CFLAGS += -std=c11 $(WARN) $(HARDEN) $(OPT) $(PKG_CFLAGS) -pthread
 LDFLAGS += $(HARDEN_LD) $(SAN_LD) -pthread
 LDLIBS += $(PKG_LIBS) -lm
 
-MODULES := common pki config trustlist cache responder
+MODULES := common pki config trustlist cache fetch responder
 LIB_SRCS := $(filter-out responder/main.c,$(foreach m,$(MODULES),$(wildcard $(m)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ := $(BUILD)/obj/responder/main.o
@@ -64,6 +64,7 @@ UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN := $(BUILD)/tests/unit
 MALFORMED_BIN := $(BUILD)/tests/malformed
 POLL_BIN := $(BUILD)/tests/ocsp_poll
+MKCRL_BIN := $(BUILD)/tests/mkcrl
 FUZZ_SRCS := $(wildcard tests/fuzz/*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz-%)
 
@@ -102,23 +103,28 @@ $(POLL_BIN): $(BUILD)/obj/tests/integration/ocsp_poll.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# mkcrl: makes CRLs of any size (and broken ones) for the CRL tests and bench.
+$(MKCRL_BIN): $(BUILD)/obj/tests/integration/mkcrl.o $(LIB_OBJS) $(LLHTTP_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 deps:
 	@bash scripts/install-deps.sh
 
 # make test: install what is missing, build, run every test.
 test: deps
-	$(MAKE) all $(UNIT_BIN) $(MALFORMED_BIN) $(POLL_BIN)
+	$(MAKE) all $(UNIT_BIN) $(MALFORMED_BIN) $(POLL_BIN) $(MKCRL_BIN)
 	$(MAKE) unit integration
 
 unit: $(UNIT_BIN)
 	TG_VECTORS=$(VECTORS) TG_BUILD=$(BUILD) $(UNIT_BIN) --jobs 2
 
-integration: $(BUILD)/trustgate $(MALFORMED_BIN) $(POLL_BIN)
+integration: $(BUILD)/trustgate $(MALFORMED_BIN) $(POLL_BIN) $(MKCRL_BIN)
 	TG_VECTORS=$(VECTORS) TG_BUILD=$(BUILD) bash tests/integration/all.sh
 
 # The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan: deps
-	$(MAKE) VARIANT=asan all $(UNIT_BIN) $(MALFORMED_BIN) $(POLL_BIN)
+	$(MAKE) VARIANT=asan all $(UNIT_BIN) $(MALFORMED_BIN) $(POLL_BIN) $(MKCRL_BIN)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  $(MAKE) VARIANT=asan unit integration
 
