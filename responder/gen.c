@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,39 @@ static void build_tl_header(tg_gen_t *g)
     g->tl_header_len = n + 2;
 }
 
+/* The pre-signed answer key of list i (see tg_gen_t.list_key): SHA-256
+ * over the list's name, the SHA-256 of the list document in force and the
+ * signer's certificate, first 8 bytes. 0 when the list has no signer or no
+ * list is in force (nothing is pre-signed then). */
+static uint64_t list_key(const tg_gen_t *g, size_t i)
+{
+    const tg_config_t *cfg = g->cfgref->cfg;
+    size_t idx;
+    int si = g->list_signer[i];
+    if (si < 0 || g->snap == NULL ||
+        tg_tl_snapshot_list_index(g->snap, cfg->trustlists[i].name, &idx) != 0)
+        return 0;
+    const tg_tl_list_t *l = tg_tl_snapshot_list(g->snap, idx);
+    tg_slice_t cert = tg_signer_cert_der(g->cfgref->signers[si]);
+    const char *name = cfg->trustlists[i].name;
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned md_len = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestUpdate(ctx, name, strlen(name) + 1) == 1 &&
+             EVP_DigestUpdate(ctx, l->sha256, sizeof(l->sha256)) == 1 &&
+             EVP_DigestUpdate(ctx, cert.p, cert.n) == 1 &&
+             EVP_DigestFinal_ex(ctx, md, &md_len) == 1;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) {
+        tg_log_openssl("pre-signed answer key");
+        return 0;
+    }
+    uint64_t key;
+    memcpy(&key, md, sizeof(key));
+    return key != 0 ? key : 1;
+}
+
 tg_gen_t *tg_gen_new(tg_cfgref_t *cfgref, tg_tl_snapshot_t *snap, uint64_t id)
 {
     tg_gen_t *g = calloc(1, sizeof(*g));
@@ -82,6 +116,8 @@ tg_gen_t *tg_gen_new(tg_cfgref_t *cfgref, tg_tl_snapshot_t *snap, uint64_t id)
     const tg_config_t *cfg = cfgref->cfg;
     for (size_t i = 0; i < cfg->n_trustlists; i++)
         g->list_signer[i] = cfg->trustlists[i].signer;
+    for (size_t i = 0; i < cfg->n_trustlists; i++)
+        g->list_key[i] = list_key(g, i);
     build_tl_header(g);
     return g;
 }

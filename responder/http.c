@@ -244,15 +244,185 @@ static void serve_metrics_route(tg_conn_t *c, tg_slice_t path)
     serve_metrics(c);
 }
 
-/* GET /crl/ lists the CRLs held (none until the cache module fills it);
- * GET /crl/{list}/{ca}.crl is 404 for a CA without a CRL. */
+static void iso_time(int64_t t, char out[21])
+{
+    struct tm tm;
+    time_t tt = (time_t)t;
+    gmtime_r(&tt, &tm);
+    strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* GET /crl/: every listed CA with its status and the CRL held, as JSON. */
+static void serve_crl_index(tg_conn_t *c)
+{
+    tg_worker_t *w = c->w;
+    const tg_tl_snapshot_t *snap = w->snap;
+    time_t now = time(NULL);
+    tg_buf_t b;
+    tg_buf_init(&b);
+    int rc = tg_buf_append_str(&b, "[");
+    int rd_open = w->reader != NULL && tg_cache_rd_begin(w->reader) == 0;
+    size_t n = snap != NULL ? tg_tl_snapshot_ca_count(snap) : 0;
+    for (size_t i = 0; i < n; i++) {
+        const tg_tl_ca_t *ca = tg_tl_snapshot_ca(snap, i);
+        char hex[65];
+        tg_hex_encode(ca->sha256, 32, 0, hex);
+        tg_tl_status_t st = tg_tl_ca_status_at(ca, now, NULL, NULL);
+        rc |= tg_buf_printf(&b,
+                            "%s\n {\"list\":\"%s\",\"ca\":\"%s\",\"status\":\"%s\","
+                            "\"url\":\"/crl/%s/%s.crl\",\"crl\":",
+                            i ? "," : "", ca->list_name, hex, tg_tl_status_name(st), ca->list_name,
+                            hex);
+        tg_cache_crl_t crl;
+        if (rd_open && tg_cache_get_crl(w->reader, ca->sha256, &crl) == 0) {
+            char tu[21], nu[21], num[2 * TG_CACHE_CRL_NUMBER_MAX + 1];
+            iso_time(crl.this_update, tu);
+            iso_time(crl.next_update, nu);
+            tg_hex_encode(crl.crl_number, crl.crl_number_len, 0, num);
+            rc |= tg_buf_printf(&b,
+                                "{\"this_update\":\"%s\",\"next_update\":\"%s\",\"number\":\"%s\","
+                                "\"entries\":%llu,\"bytes\":%zu,\"fresh\":%s}}",
+                                tu, nu, num, (unsigned long long)crl.n_revoked, crl.der.n,
+                                (int64_t)now < crl.next_update ? "true" : "false");
+        } else {
+            rc |= tg_buf_append_str(&b, "null}");
+        }
+    }
+    if (rd_open)
+        tg_cache_rd_end(w->reader);
+    rc |= tg_buf_append_str(&b, "\n]\n");
+    if (rc != 0)
+        respond_text(c, TG_EP_CRL, TG_HTTP_503, "out of memory\n");
+    else
+        tg_http_respond(c, TG_EP_CRL, TG_HTTP_200, "application/json",
+                        "Cache-Control: no-store\r\n", TG_SLICE(b.data, b.len));
+    tg_buf_free(&b);
+}
+
+static int unhex32(tg_slice_t s, uint8_t out[32])
+{
+    if (s.n != 64)
+        return -1;
+    for (size_t i = 0; i < 64; i++) {
+        uint8_t ch = s.p[i], v;
+        if (ch >= '0' && ch <= '9')
+            v = (uint8_t)(ch - '0');
+        else if (ch >= 'a' && ch <= 'f')
+            v = (uint8_t)(ch - 'a' + 10);
+        else if (ch >= 'A' && ch <= 'F')
+            v = (uint8_t)(ch - 'A' + 10);
+        else
+            return -1;
+        out[i / 2] = (uint8_t)(i % 2 ? out[i / 2] | v : v << 4);
+    }
+    return 0;
+}
+
+int tg_http_etag_listed(const tg_conn_t *c, const char *etag)
+{
+    tg_slice_t h = TG_SLICE(c->if_none_match.data, c->if_none_match.len);
+    size_t n = strlen(etag);
+    for (size_t i = 0; i < h.n;) {
+        while (i < h.n && (h.p[i] == ' ' || h.p[i] == '\t' || h.p[i] == ','))
+            i++;
+        if (i < h.n && h.p[i] == '*')
+            return 1;
+        if (i + 2 <= h.n && h.p[i] == 'W' && h.p[i + 1] == '/')
+            i += 2;
+        size_t start = i;
+        while (i < h.n && h.p[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && (h.p[end - 1] == ' ' || h.p[end - 1] == '\t'))
+            end--;
+        if (end - start == n && memcmp(h.p + start, etag, n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* GET /crl/{list}/{ca}.crl: the CRL held for the CA whose certificate has
+ * that SHA-256, bytes as the CA signed them; 403 (no-store) while the CA
+ * is suspended or terminated; 404 for a CA not on that list or without a
+ * CRL yet. */
+static void serve_crl_file(tg_conn_t *c, tg_slice_t rest)
+{
+    tg_worker_t *w = c->w;
+    const uint8_t *slash = memchr(rest.p, '/', rest.n);
+    uint8_t fp[32];
+    if (slash == NULL || w->snap == NULL) {
+        respond_text(c, TG_EP_CRL, TG_HTTP_404, "no such CRL\n");
+        return;
+    }
+    tg_slice_t list = TG_SLICE(rest.p, (size_t)(slash - rest.p));
+    tg_slice_t file = TG_SLICE(slash + 1, rest.n - list.n - 1);
+    if (file.n != 68 || memcmp(file.p + 64, ".crl", 4) != 0 ||
+        unhex32(TG_SLICE(file.p, 64), fp) != 0) {
+        respond_text(c, TG_EP_CRL, TG_HTTP_404, "no such CRL\n");
+        return;
+    }
+    const tg_tl_ca_t *ca = tg_tl_snapshot_find_sha256(w->snap, fp);
+    if (ca == NULL || !tg_slice_eq_str(list, ca->list_name)) {
+        respond_text(c, TG_EP_CRL, TG_HTTP_404, "no such CA on this list\n");
+        return;
+    }
+    time_t now = time(NULL), since = 0;
+    tg_tl_status_t st = tg_tl_ca_status_at(ca, now, &since, NULL);
+    if (st != TG_TL_ACTIVE) {
+        char why[96], when[TG_HTTP_DATE_LEN + 1];
+        tg_http_date(since, when);
+        snprintf(why, sizeof(why), "CA %s since %s\n", tg_tl_status_name(st), when);
+        respond_text(c, TG_EP_CRL, TG_HTTP_403, why);
+        return;
+    }
+    if (w->reader == NULL || tg_cache_rd_begin(w->reader) != 0) {
+        respond_text(c, TG_EP_CRL, TG_HTTP_503, "cache unavailable\n");
+        return;
+    }
+    tg_cache_crl_t crl;
+    if (tg_cache_get_crl(w->reader, ca->sha256, &crl) != 0) {
+        tg_cache_rd_end(w->reader);
+        respond_text(c, TG_EP_CRL, TG_HTTP_404, "no CRL held for this CA yet\n");
+        return;
+    }
+    /* the ETag names this CRL: its thisUpdate, number and size */
+    char etag[96], num[2 * TG_CACHE_CRL_NUMBER_MAX + 1];
+    tg_hex_encode(crl.crl_number, crl.crl_number_len, 0, num);
+    snprintf(etag, sizeof(etag), "\"%llx-%s-%zx\"", (unsigned long long)crl.this_update, num,
+             crl.der.n);
+    int64_t max_age = crl.next_update - (int64_t)now;
+    if (max_age > (int64_t)w->cfg->http_max_age_s)
+        max_age = w->cfg->http_max_age_s;
+    if (max_age < 0)
+        max_age = 0;
+    char hdr[384], lm[TG_HTTP_DATE_LEN + 1], exp[TG_HTTP_DATE_LEN + 1];
+    tg_http_date((time_t)crl.this_update, lm);
+    tg_http_date((time_t)crl.next_update, exp);
+    snprintf(hdr, sizeof(hdr),
+             "Cache-Control: max-age=%lld, public, no-transform, must-revalidate\r\n"
+             "Last-Modified: %s\r\nExpires: %s\r\nETag: %s\r\n",
+             (long long)max_age, lm, exp, etag);
+    int not_modified = 0;
+    time_t ims;
+    if (c->if_none_match.len > 0)
+        not_modified = tg_http_etag_listed(c, etag);
+    else if (c->if_modified_since.len > 0 &&
+             tg_http_date_parse((const char *)c->if_modified_since.data, c->if_modified_since.len,
+                                &ims) == 0)
+        not_modified = (int64_t)ims >= crl.this_update;
+    if (not_modified)
+        tg_http_respond(c, TG_EP_CRL, TG_HTTP_304, NULL, hdr, TG_SLICE(NULL, 0));
+    else
+        tg_http_respond(c, TG_EP_CRL, TG_HTTP_200, "application/pkix-crl", hdr, crl.der);
+    tg_cache_rd_end(w->reader);
+}
+
 static void serve_crl(tg_conn_t *c, tg_slice_t path)
 {
     if (tg_slice_eq_str(path, "/crl/") || tg_slice_eq_str(path, "/crl"))
-        tg_http_respond(c, TG_EP_CRL, TG_HTTP_200, "application/json",
-                        "Cache-Control: no-store\r\n", TG_SLICE_LIT("[]\n"));
+        serve_crl_index(c);
     else
-        respond_text(c, TG_EP_CRL, TG_HTTP_404, "no CRL for this CA\n");
+        serve_crl_file(c, TG_SLICE(path.p + 5, path.n - 5));
 }
 
 static int hex_eq(const uint8_t *bin, size_t n, tg_slice_t hex)

@@ -3,6 +3,7 @@
 
 #include "common/log.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 
 /* Upper bounds of the request-duration buckets, in nanoseconds. */
@@ -127,18 +128,40 @@ int tg_metrics_render(tg_server_t *srv, tg_buf_t *out)
     rc |= tg_buf_append_str(out, "# HELP trustgate_ocsp_decisions_total Single requests by "
                                  "decision (SPEC §5).\n"
                                  "# TYPE trustgate_ocsp_decisions_total counter\n");
-    rc |=
-        tg_buf_printf(out,
-                      "trustgate_ocsp_decisions_total{decision=\"unauthorized_not_listed\"} %llu\n"
-                      "trustgate_ocsp_decisions_total{decision=\"unauthorized_no_signer\"} %llu\n"
-                      "trustgate_ocsp_decisions_total{decision=\"revoked_suspended\"} %llu\n"
-                      "trustgate_ocsp_decisions_total{decision=\"revoked_terminated\"} %llu\n"
-                      "trustgate_ocsp_decisions_total{decision=\"unknown_no_status_data\"} %llu\n",
-                      (unsigned long long)SUM(srv, unauthorized_not_listed),
-                      (unsigned long long)SUM(srv, unauthorized_no_signer),
-                      (unsigned long long)SUM(srv, rejections_suspended),
-                      (unsigned long long)SUM(srv, rejections_terminated),
-                      (unsigned long long)SUM(srv, answers_active_unknown));
+    static const struct {
+        const char *name;
+        size_t off;
+    } decisions[] = {
+        {"unauthorized_not_listed", offsetof(tg_metrics_t, unauthorized_not_listed)},
+        {"unauthorized_no_signer", offsetof(tg_metrics_t, unauthorized_no_signer)},
+        {"revoked_suspended", offsetof(tg_metrics_t, rejections_suspended)},
+        {"revoked_terminated", offsetof(tg_metrics_t, rejections_terminated)},
+        {"good_crl", offsetof(tg_metrics_t, answers_crl_good)},
+        {"revoked_crl", offsetof(tg_metrics_t, answers_crl_revoked)},
+        {"trylater_no_status", offsetof(tg_metrics_t, trylater_no_status)},
+        {"trylater_stale_crl", offsetof(tg_metrics_t, trylater_stale)},
+    };
+    for (size_t i = 0; i < sizeof(decisions) / sizeof(decisions[0]); i++)
+        rc |= tg_buf_printf(out, "trustgate_ocsp_decisions_total{decision=\"%s\"} %llu\n",
+                            decisions[i].name,
+                            (unsigned long long)sum_counter(
+                                srv, (const tg_counter_t *)((const char *)&srv->workers[0].metrics +
+                                                            decisions[i].off)));
+    rc |= tg_buf_printf(out,
+                        "# HELP trustgate_ocsp_presigned_total Lookups of pre-signed answers "
+                        "(hit: sent from the cache, nothing signed), and answers stored.\n"
+                        "# TYPE trustgate_ocsp_presigned_total counter\n"
+                        "trustgate_ocsp_presigned_total{result=\"hit\"} %llu\n"
+                        "trustgate_ocsp_presigned_total{result=\"miss\"} %llu\n"
+                        "trustgate_ocsp_presigned_total{result=\"stored\"} %llu\n"
+                        "trustgate_ocsp_presigned_total{result=\"store_failed\"} %llu\n",
+                        (unsigned long long)SUM(srv, presign_hits),
+                        (unsigned long long)SUM(srv, presign_misses),
+                        (unsigned long long)SUM(srv, presign_stored),
+                        (unsigned long long)SUM(srv, presign_store_failed));
+    rc |= render_counter(out, "trustgate_cache_read_errors_total",
+                         "Cache reads on the answer path that failed (answered tryLater).",
+                         SUM(srv, cache_errors));
     rc |= render_counter(out, "trustgate_ocsp_redecided_total",
                          "Signed answers decided again because the trust lists changed meanwhile.",
                          SUM(srv, answers_redecided));
@@ -155,6 +178,8 @@ int tg_metrics_render(tg_server_t *srv, tg_buf_t *out)
                             (unsigned long long)SUM(srv, signed_responses[a]));
     if (srv->tlmgr != NULL)
         rc |= tg_tlmgr_render_metrics(srv->tlmgr, out);
+    if (srv->crlmgr != NULL)
+        rc |= tg_crlmgr_render_metrics(srv->crlmgr, out);
     tg_cache_stats_t cs;
     if (srv->cache != NULL && tg_cache_stats(srv->cache, &cs) == 0) {
         rc |= tg_buf_printf(

@@ -1,25 +1,36 @@
 /* The OCSP endpoint: decode the request, decide every single request in it
- * against the trust-list snapshot, answer (SPEC §5).
+ * against the trust-list snapshot and the status store, answer (SPEC §5).
  *
  *   issuer on no list (or not yet listed)      unauthorized
  *   issuer's categories all suspended          signed revoked, certificateHold,
  *                                              revocationTime = suspension start
  *   issuer terminated                          signed revoked, privilegeWithdrawn,
  *                                              revocationTime = termination time
- *   issuer active                              signed unknown: no status data is
- *                                              held yet, and never good without it
+ *   issuer active, fresh CRL held              signed good, or revoked with the
+ *                                              CRL's time and reason; thisUpdate and
+ *                                              nextUpdate are the CRL's
+ *   issuer active, no CRL or a stale one       tryLater: never stale data
  *   any of the signed answers, no signer       unauthorized
+ *
+ * CRL-based answers to a single CertID without a nonce are pre-signed: the
+ * first one is signed and stored in the cache under the CertID, keyed by
+ * the list (document and signer: tg_gen_t.list_key) and the CRL it came
+ * from; the next ones are copied from the cache, so the steady state signs
+ * nothing. A trust-list swap or a new CRL changes the key, and the stored
+ * answer is never served again (SPEC §6).
  *
  * Signing never runs on the worker loop: it goes to libuv's thread pool and
  * the connection waits (tg_conn_async_begin), keeping pipelined answers in
  * order. An answer signed under a generation that was replaced meanwhile is
  * decided again under the new one, so nothing built from a superseded trust
- * list leaves after the swap (SPEC §6). */
+ * list leaves after the swap. */
 #include "responder/responder_internal.h"
 
 #include "common/log.h"
 #include "pki/ocsp_sign.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,9 +41,17 @@
 #define MAX_SIGN_INFLIGHT 64
 
 /* The rejection and error answers must not be cached by an intermediary
- * (SPEC §5: rejections carry no-store); the signed `unknown` answers are
- * not status data either. */
+ * (SPEC §5: rejections carry no-store). */
 static const char no_store[] = "Cache-Control: no-store\r\n";
+
+/* How the answer to one request may be cached (RFC 5019 §6). */
+typedef struct {
+    int no_store;        /* a trust-list rejection is among the answers */
+    int64_t this_update; /* the latest thisUpdate of the CRL-based answers */
+    int64_t next_update; /* the earliest nextUpdate */
+    int presign;         /* one CertID, no nonce, CRL-based: store once signed */
+    uint64_t key;        /* the pre-signed key: list key mixed with the CRL */
+} verdict_t;
 
 typedef struct {
     uv_work_t work;
@@ -42,6 +61,7 @@ typedef struct {
     tg_ocsp_req_t req;
     tg_ocsp_single_t *singles;
     const tg_signer_t *signer;
+    verdict_t v;
     time_t now;
     tg_buf_t der;
     int rc;
@@ -65,19 +85,82 @@ static int cfg_list_index(const tg_config_t *cfg, const char *name)
     return -1;
 }
 
-/* Decides every CertID of req under gen at time now. On success fills
- * singles[] and *out_signer and returns TG_OCSP_SUCCESSFUL; otherwise
- * returns the unsigned status to answer with (the whole request gets it: an
- * unsigned answer cannot differ per CertID). */
+/* Mixes the CRL an answer comes from into its list's key: a new CRL (other
+ * thisUpdate, number or size) gives every pre-signed answer a new key. */
+static uint64_t presign_key(uint64_t list_key, const tg_cache_crl_t *crl)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ list_key; /* FNV-1a */
+    uint8_t buf[8 + 8 + TG_CACHE_CRL_NUMBER_MAX];
+    memcpy(buf, &crl->this_update, 8);
+    uint64_t n = crl->der.n;
+    memcpy(buf + 8, &n, 8);
+    memcpy(buf + 16, crl->crl_number, crl->crl_number_len);
+    for (size_t i = 0; i < 16 + (size_t)crl->crl_number_len; i++)
+        h = (h ^ buf[i]) * 0x100000001b3ULL;
+    return h != 0 ? h : 1;
+}
+
+/* The status of an active CA's certificate from the CRL held (read
+ * transaction open on w->reader). Fills one and folds the CRL's times into
+ * *v. Returns TG_OCSP_SUCCESSFUL, or TG_OCSP_TRY_LATER when no fresh CRL is
+ * held. */
+static tg_ocsp_status_t from_crl(tg_worker_t *w, const tg_tl_ca_t *ca, const tg_certid_t *id,
+                                 time_t now, tg_ocsp_single_t *one, verdict_t *v,
+                                 tg_cache_crl_t *out_crl)
+{
+    tg_cache_crl_t crl;
+    int rc = w->reader != NULL ? tg_cache_get_crl(w->reader, ca->sha256, &crl) : TG_ESTATE;
+    if (rc != 0) {
+        if (rc != TG_ENOTFOUND)
+            TG_INC(w->metrics.cache_errors);
+        TG_INC(w->metrics.trylater_no_status);
+        return TG_OCSP_TRY_LATER;
+    }
+    if ((int64_t)now >= crl.next_update) {
+        TG_INC(w->metrics.trylater_stale);
+        return TG_OCSP_TRY_LATER;
+    }
+    tg_cache_revoked_t r;
+    rc = tg_cache_get_revoked(w->reader, ca->sha256, id->serial, id->serial_len, &r);
+    if (rc == 0) {
+        one->status = TG_CERT_REVOKED;
+        one->revocation_time = (time_t)r.revocation_time;
+        one->reason = r.reason >= 0 ? r.reason : TG_CRL_REASON_NONE;
+        TG_INC(w->metrics.answers_crl_revoked);
+    } else if (rc == TG_ENOTFOUND) {
+        one->status = TG_CERT_GOOD;
+        TG_INC(w->metrics.answers_crl_good);
+    } else {
+        TG_INC(w->metrics.cache_errors);
+        return TG_OCSP_TRY_LATER;
+    }
+    one->this_update = (time_t)crl.this_update;
+    one->next_update = (time_t)crl.next_update;
+    if (v->this_update < crl.this_update)
+        v->this_update = crl.this_update;
+    if (v->next_update == 0 || v->next_update > crl.next_update)
+        v->next_update = crl.next_update;
+    *out_crl = crl;
+    return TG_OCSP_SUCCESSFUL;
+}
+
+/* Decides every CertID of req under gen at time now, with a read
+ * transaction open on w->reader. On success fills singles[], *out_signer
+ * and *v and returns TG_OCSP_SUCCESSFUL; otherwise returns the unsigned
+ * status to answer with (the whole request gets it: an unsigned answer
+ * cannot differ per CertID). */
 static tg_ocsp_status_t decide(tg_worker_t *w, const tg_gen_t *gen, const tg_ocsp_req_t *req,
                                time_t now, tg_ocsp_single_t *singles,
-                               const tg_signer_t **out_signer)
+                               const tg_signer_t **out_signer, verdict_t *v)
 {
     const tg_config_t *cfg = gen->cfgref->cfg;
     const tg_signer_t *signer = NULL;
     /* Answers about a CA's standing last as long as a client may cache
      * an answer; the list can change at any moment. */
     time_t valid = cfg->http_max_age_s > 60 ? cfg->http_max_age_s : 60;
+    memset(v, 0, sizeof(*v));
+    int li = -1;
+    tg_cache_crl_t crl;
 
     for (size_t i = 0; i < req->n_certids; i++) {
         const tg_certid_t *id = &req->certids[i];
@@ -86,7 +169,7 @@ static tg_ocsp_status_t decide(tg_worker_t *w, const tg_gen_t *gen, const tg_ocs
             TG_INC(w->metrics.unauthorized_not_listed);
             return TG_OCSP_UNAUTHORIZED;
         }
-        int li = cfg_list_index(cfg, ca->list_name);
+        li = cfg_list_index(cfg, ca->list_name);
         int si = li >= 0 ? gen->list_signer[li] : -1;
         const tg_signer_t *s = si >= 0 ? gen->cfgref->signers[si] : NULL;
         if (s == NULL || (signer != NULL && s != signer)) {
@@ -105,29 +188,90 @@ static tg_ocsp_status_t decide(tg_worker_t *w, const tg_gen_t *gen, const tg_ocs
         one->next_update = now + valid;
         one->reason = TG_CRL_REASON_NONE;
         switch (st) {
-        case TG_TL_ACTIVE:
-            one->status = TG_CERT_UNKNOWN;
-            TG_INC(w->metrics.answers_active_unknown);
+        case TG_TL_ACTIVE: {
+            tg_ocsp_status_t r = from_crl(w, ca, id, now, one, v, &crl);
+            if (r != TG_OCSP_SUCCESSFUL)
+                return r;
             break;
+        }
         case TG_TL_SUSPENDED:
             one->status = TG_CERT_REVOKED;
             one->reason = TG_CRL_REASON_CERTIFICATE_HOLD;
             one->revocation_time = since;
+            v->no_store = 1;
             TG_INC(w->metrics.rejections_suspended);
             break;
         case TG_TL_TERMINATED:
             one->status = TG_CERT_REVOKED;
             one->reason = TG_CRL_REASON_PRIVILEGE_WITHDRAWN;
             one->revocation_time = since;
+            v->no_store = 1;
             TG_INC(w->metrics.rejections_terminated);
             break;
         case TG_TL_NOT_LISTED:
         default: TG_INC(w->metrics.unauthorized_not_listed); return TG_OCSP_UNAUTHORIZED;
         }
     }
+    if (req->n_certids == 1 && !req->has_nonce && !v->no_store && li >= 0 &&
+        gen->list_key[li] != 0) {
+        v->presign = 1;
+        v->key = presign_key(gen->list_key[li], &crl);
+    }
     *out_signer = signer;
     return TG_OCSP_SUCCESSFUL;
 }
+
+/* ---- HTTP caching (RFC 5019 §6) ------------------------------------------ */
+
+/* Writes the caching headers of a CRL-based answer into hdr (cap >= 256):
+ * max-age = min(nextUpdate - now, http_max_age_s), Last-Modified =
+ * thisUpdate, Expires = nextUpdate, a weak ETag naming the signed answer.
+ * Returns 1 when the client's conditional GET is satisfied (answer 304). */
+static int cache_headers(tg_conn_t *c, tg_endpoint_t ep, time_t now, const verdict_t *v,
+                         int64_t produced_at, char *hdr, size_t cap)
+{
+    int64_t max_age = v->next_update - (int64_t)now;
+    if (max_age > (int64_t)c->w->cfg->http_max_age_s)
+        max_age = c->w->cfg->http_max_age_s;
+    if (max_age < 0)
+        max_age = 0;
+    char lm[TG_HTTP_DATE_LEN + 1], exp[TG_HTTP_DATE_LEN + 1], etag[48];
+    tg_http_date((time_t)v->this_update, lm);
+    tg_http_date((time_t)v->next_update, exp);
+    snprintf(etag, sizeof(etag), "\"%016" PRIx64 "%" PRIx64 "\"", v->key, (uint64_t)produced_at);
+    snprintf(hdr, cap,
+             "Cache-Control: max-age=%lld, public, no-transform, must-revalidate\r\n"
+             "Last-Modified: %s\r\nExpires: %s\r\nETag: W/%s\r\n",
+             (long long)max_age, lm, exp, etag);
+    if (ep != TG_EP_OCSP_GET)
+        return 0; /* RFC 5019 caching is for GET; a POST is always answered */
+    if (c->if_none_match.len > 0)
+        return tg_http_etag_listed(c, etag);
+    time_t since;
+    if (c->if_modified_since.len > 0 && tg_http_date_parse((const char *)c->if_modified_since.data,
+                                                           c->if_modified_since.len, &since) == 0)
+        return (int64_t)since >= v->this_update;
+    return 0;
+}
+
+/* Queues a signed answer with its headers. */
+static void answer_signed(tg_conn_t *c, tg_endpoint_t ep, time_t now, const verdict_t *v,
+                          int64_t produced_at, tg_slice_t der)
+{
+    c->last_ocsp_status = TG_OCSP_SUCCESSFUL;
+    TG_INC(c->w->metrics.ocsp_responses[TG_OCSP_SUCCESSFUL]);
+    if (v->no_store) {
+        tg_http_respond(c, ep, TG_HTTP_200, "application/ocsp-response", no_store, der);
+        return;
+    }
+    char hdr[320];
+    if (cache_headers(c, ep, now, v, produced_at, hdr, sizeof(hdr)))
+        tg_http_respond(c, ep, TG_HTTP_304, NULL, hdr, TG_SLICE(NULL, 0));
+    else
+        tg_http_respond(c, ep, TG_HTTP_200, "application/ocsp-response", hdr, der);
+}
+
+/* ---- signing ---------------------------------------------------------------- */
 
 static void sign_job_free(sign_job_t *job)
 {
@@ -145,6 +289,26 @@ static void sign_work(uv_work_t *work)
     job->rc = tg_ocsp_sign_response(
         job->signer, job->singles, job->req.n_certids, job->req.has_nonce ? job->req.nonce : NULL,
         job->req.has_nonce ? job->req.nonce_len : 0, job->now, &job->der);
+}
+
+/* Stores a freshly signed CRL-based answer for the next requests. */
+static void presign_store(tg_worker_t *w, const sign_job_t *job)
+{
+    tg_cache_ocsp_t rec;
+    memset(&rec, 0, sizeof(rec));
+    rec.this_update = job->singles[0].this_update;
+    rec.next_update = job->singles[0].next_update;
+    rec.produced_at = job->now;
+    rec.generation = job->v.key;
+    rec.source = TG_CACHE_SRC_SIGNED_CRL;
+    rec.der = TG_SLICE(job->der.data, job->der.len);
+    int rc = tg_cache_put_ocsp(w->srv->cache, &job->req.certids[0], &rec, NULL, NULL);
+    if (rc == 0) {
+        TG_INC(w->metrics.presign_stored);
+    } else {
+        /* the answer still goes out; the next request signs again */
+        TG_INC(w->metrics.presign_store_failed);
+    }
 }
 
 static void start_answer(tg_conn_t *c, tg_endpoint_t ep, tg_ocsp_req_t *req, int waiting);
@@ -175,28 +339,58 @@ static void sign_done(uv_work_t *work, int status)
     if (status != 0 || job->rc != 0) {
         answer_unsigned(c, ep, TG_OCSP_INTERNAL_ERROR);
     } else {
-        c->last_ocsp_status = TG_OCSP_SUCCESSFUL;
-        TG_INC(w->metrics.ocsp_responses[TG_OCSP_SUCCESSFUL]);
         TG_INC(w->metrics.signed_responses[tg_signer_alg(job->signer)]);
-        tg_http_respond(c, ep, TG_HTTP_200, "application/ocsp-response", no_store,
-                        TG_SLICE(job->der.data, job->der.len));
+        if (job->v.presign)
+            presign_store(w, job);
+        answer_signed(c, ep, time(NULL), &job->v, job->now, TG_SLICE(job->der.data, job->der.len));
     }
     sign_job_free(job);
     tg_conn_async_end(c);
 }
 
+/* Answers from a pre-signed answer when one matches v (read transaction
+ * open). Returns 1 when answered. */
+static int answer_presigned(tg_conn_t *c, tg_endpoint_t ep, const tg_ocsp_req_t *req, time_t now,
+                            const verdict_t *v)
+{
+    tg_worker_t *w = c->w;
+    tg_cache_ocsp_t rec;
+    if (tg_cache_get_ocsp(w->reader, &req->certids[0], &rec) != 0 ||
+        rec.source != TG_CACHE_SRC_SIGNED_CRL || rec.generation != v->key ||
+        rec.next_update != v->next_update || rec.this_update != v->this_update) {
+        TG_INC(w->metrics.presign_misses);
+        return 0;
+    }
+    TG_INC(w->metrics.presign_hits);
+    answer_signed(c, ep, now, v, rec.produced_at, rec.der); /* copies rec.der */
+    return 1;
+}
+
 /* Answers req (taken over: cleared or moved in every case) on c. Unsigned
- * answers go out at once; signed ones are built in the thread pool. With
- * `waiting`, c already waits for this answer (a re-decision) and is
- * released here when the answer is immediate. */
+ * and pre-signed answers go out at once; others are signed in the thread
+ * pool. With `waiting`, c already waits for this answer (a re-decision)
+ * and is released here when the answer is immediate. */
 static void start_answer(tg_conn_t *c, tg_endpoint_t ep, tg_ocsp_req_t *req, int waiting)
 {
     tg_worker_t *w = c->w;
     time_t now = time(NULL);
     const tg_signer_t *signer = NULL;
+    verdict_t v = {0};
     tg_ocsp_single_t *singles = calloc(req->n_certids, sizeof(*singles));
-    tg_ocsp_status_t st =
-        singles == NULL ? TG_OCSP_INTERNAL_ERROR : decide(w, w->gen, req, now, singles, &signer);
+    /* one short read transaction for the decision and the pre-signed copy */
+    int rd_open = w->reader != NULL && tg_cache_rd_begin(w->reader) == 0;
+    tg_ocsp_status_t st = singles == NULL ? TG_OCSP_INTERNAL_ERROR
+                                          : decide(w, w->gen, req, now, singles, &signer, &v);
+    if (st == TG_OCSP_SUCCESSFUL && v.presign && rd_open && answer_presigned(c, ep, req, now, &v)) {
+        tg_cache_rd_end(w->reader);
+        free(singles);
+        tg_ocsp_req_clear(req);
+        if (waiting)
+            tg_conn_async_end(c);
+        return;
+    }
+    if (rd_open)
+        tg_cache_rd_end(w->reader);
     if (st == TG_OCSP_SUCCESSFUL && w->sign_inflight >= MAX_SIGN_INFLIGHT) {
         TG_INC(w->metrics.sign_shed);
         st = TG_OCSP_TRY_LATER;
@@ -210,7 +404,11 @@ static void start_answer(tg_conn_t *c, tg_endpoint_t ep, tg_ocsp_req_t *req, int
         tg_ocsp_req_init(req);
         job->singles = singles;
         singles = NULL;
+        /* the singles point at the CertIDs, which moved with the request */
+        for (size_t i = 0; i < job->req.n_certids; i++)
+            job->singles[i].id = &job->req.certids[i];
         job->signer = signer;
+        job->v = v;
         job->now = now;
         job->work.data = job;
         if (uv_queue_work(&w->loop, &job->work, sign_work, sign_done) == 0) {

@@ -11,6 +11,7 @@
 #include "trustlist/trustlist.h"
 #include "responder/server.h"
 #include "responder/tlmgr.h"
+#include "responder/crlmgr.h"
 #include "cache/cache.h"
 
 #include <llhttp.h>
@@ -82,9 +83,17 @@ typedef struct {
     tg_counter_t unauthorized_no_signer;  /* the list has no signer for the answer */
     tg_counter_t rejections_suspended;
     tg_counter_t rejections_terminated;
-    tg_counter_t answers_active_unknown;
-    tg_counter_t answers_redecided; /* signed under a replaced generation */
-    tg_counter_t sign_shed;         /* tryLater: the signing queue was full */
+    tg_counter_t answers_crl_good;    /* from a fresh CRL */
+    tg_counter_t answers_crl_revoked; /* on a fresh CRL */
+    tg_counter_t trylater_no_status;  /* active CA, no CRL held */
+    tg_counter_t trylater_stale;      /* active CA, CRL past its nextUpdate */
+    tg_counter_t cache_errors;        /* LMDB reads that failed */
+    tg_counter_t presign_hits;        /* answered from a pre-signed answer */
+    tg_counter_t presign_misses;      /* signed because none matched */
+    tg_counter_t presign_stored;
+    tg_counter_t presign_store_failed; /* cache write queue full or closing */
+    tg_counter_t answers_redecided;    /* signed under a replaced generation */
+    tg_counter_t sign_shed;            /* tryLater: the signing queue was full */
     tg_counter_t signed_responses[TG_SIGNER_ALG_COUNT];
 } tg_metrics_t;
 
@@ -99,13 +108,19 @@ typedef struct {
     _Atomic int refs;
 } tg_cfgref_t;
 
-typedef struct {
+typedef struct tg_gen {
     _Atomic int refs;
     uint64_t id;            /* increases with every publication */
     tg_cfgref_t *cfgref;    /* owned reference */
     tg_tl_snapshot_t *snap; /* owned reference; NULL: no list accepted yet */
     /* per configured list (cfg order): the signer index or -1 */
     int list_signer[TG_CONFIG_MAX_TRUSTLISTS];
+    /* per configured list: the key pre-signed answers are stored under
+     * (tg_cache_ocsp_t.generation). It changes with the list document and
+     * the signer, and survives restarts, so a trust-list swap or a new
+     * signer invalidates every pre-signed answer of that list (SPEC §6);
+     * 0: nothing is pre-signed */
+    uint64_t list_key[TG_CONFIG_MAX_TRUSTLISTS];
     /* "Trust-List-Sequence: gd=N, hk=M\r\n" (SPEC §5), on every answer */
     char tl_header[256];
     size_t tl_header_len;
@@ -204,7 +219,8 @@ struct tg_worker {
     char date[TG_HTTP_DATE_LEN + 1];
     uint64_t date_sec; /* wall second that date shows */
 
-    size_t sign_inflight; /* signing jobs of this worker in the thread pool */
+    size_t sign_inflight;      /* signing jobs of this worker in the thread pool */
+    tg_cache_reader_t *reader; /* this worker's cache reader (NULL: none) */
     tg_buf_t access_buf;
     tg_metrics_t metrics;
     uint8_t readbuf[65536]; /* shared by all connections: consumed in read_cb */
@@ -232,9 +248,10 @@ struct tg_server {
     int main_closed;              /* the main loop's handles are closing */
     int stopping;
 
-    tg_tlmgr_t *tlmgr; /* trust lists (tlmgr.c) */
-    tg_cache_t *cache; /* the LMDB status store, open for the server's life */
-    uv_pipe_t admin;   /* admin socket (admin.c) */
+    tg_tlmgr_t *tlmgr;   /* trust lists (tlmgr.c) */
+    tg_cache_t *cache;   /* the LMDB status store, open for the server's life */
+    tg_crlmgr_t *crlmgr; /* CRL fetching and ingestion (crlmgr.c) */
+    uv_pipe_t admin;     /* admin socket (admin.c) */
     struct admin_client *admin_clients;
     int admin_fd; /* bound by tg_server_new; -1 once the handle owns it */
     int admin_open;
@@ -310,6 +327,9 @@ void tg_http_handle(tg_conn_t *c);
 void tg_http_respond(tg_conn_t *c, tg_endpoint_t ep, tg_http_code_t code, const char *ctype,
                      const char *extra_headers, tg_slice_t body);
 int tg_http_code_number(tg_http_code_t code);
+/* 1 when the request's If-None-Match lists etag (the quoted opaque-tag) or
+ * "*", with weak comparison (RFC 9110 §13.1.2); 0 otherwise */
+int tg_http_etag_listed(const tg_conn_t *c, const char *etag);
 const char *tg_endpoint_name(tg_endpoint_t ep);
 
 /* ocsp_answer.c: answers an OCSP request given as DER */

@@ -40,6 +40,8 @@ int tg_server_publish(tg_server_t *srv, tg_cfgref_t *cfgref, tg_tl_snapshot_t *s
     pthread_mutex_unlock(&srv->gen_lock);
     tg_gen_unref(old);
     wake_all(srv); /* idle workers let go of the old generation too */
+    if (srv->crlmgr != NULL)
+        tg_crlmgr_update(srv->crlmgr, g);
     return 0;
 }
 
@@ -157,6 +159,9 @@ int tg_server_new(tg_config_t *cfg, const char *config_path, tg_server_t **out_s
         tg_error("cache %s: cannot open (%s)", cfg->cache_path, tg_strerror(rc));
         goto fail;
     }
+    rc = tg_crlmgr_new(srv->cache, &srv->crlmgr);
+    if (rc != 0)
+        goto fail;
     if (cfg->admin_socket != NULL) {
         if ((srv->admin_path = strdup(cfg->admin_socket)) == NULL)
             goto fail;
@@ -196,6 +201,7 @@ void tg_server_free(tg_server_t *srv)
     }
     free(srv->workers);
     tg_tlmgr_free(srv->tlmgr);
+    tg_crlmgr_free(srv->crlmgr);
     tg_cache_close(srv->cache); /* finishes queued writes */
     tg_gen_unref(srv->gen);
     if (srv->access_fd >= 0)
@@ -321,6 +327,8 @@ int tg_server_reload(tg_server_t *srv, tg_tlmgr_done_cb cb, void *arg)
     int rc = reload_config(srv);
     int changed = rc == 0 && !same_lists(before->cfg, srv->gen->cfgref->cfg);
     tg_cfgref_release(before);
+    if (srv->crlmgr != NULL)
+        tg_crlmgr_refresh(srv->crlmgr); /* a reload re-reads every source, CRLs too */
     if (srv->tlmgr == NULL) {
         if (cb)
             cb(arg, 0, 0);

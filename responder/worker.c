@@ -112,6 +112,8 @@ static void worker_main(void *arg)
 
     uv_run(&w->loop, UV_RUN_DEFAULT);
 
+    tg_cache_reader_free(w->reader);
+    w->reader = NULL;
     flush_access_log(w);
     int rc = uv_loop_close(&w->loop);
     if (rc != 0)
@@ -131,6 +133,11 @@ int tg_worker_start(tg_worker_t *w)
         return TG_EUV;
     }
     w->loop.data = w;
+    /* a reader per worker: lookups on the answer path allocate nothing */
+    if (w->srv->cache != NULL && tg_cache_reader_new(w->srv->cache, &w->reader) != 0) {
+        tg_error("worker %d: no cache reader; active CAs get tryLater", w->id);
+        w->reader = NULL;
+    }
     uv_async_init(&w->loop, &w->wake, on_wake);
     w->wake.data = w;
     uv_timer_init(&w->loop, &w->tick);
@@ -169,6 +176,8 @@ fail:
     uv_close((uv_handle_t *)&w->wake, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     (void)uv_loop_close(&w->loop);
+    tg_cache_reader_free(w->reader);
+    w->reader = NULL;
     return TG_EUV;
 }
 

@@ -5,7 +5,8 @@
 # `tl show`, and with the CAs' own `openssl ocsp -index` responders; then a
 # real `trustgate serve` on the demo configuration is asked with `trustgate
 # query`: SM2-signed certificateHold for the suspended Guangdong category,
-# a tampered signature refused, signed `unknown` for active issuers.
+# a tampered signature refused, and for the active issuers of both sides
+# `good` and `revoked` from their CRLs (fetched from file: URLs).
 #
 #   TG_BUILD=build bash tests/integration/demo_query.sh
 set -euo pipefail
@@ -416,24 +417,45 @@ test_query_tampered() {
     no_sanitizer_report "query"
 }
 
-test_query_active_unknown() {
-    t_name "query: active issuers -> signed unknown (ECDSA for hk, SM2 for gd), every hash, POST and GET"
+# wait_crls: until the server holds a fresh CRL for each of the three
+# active demo CAs (GET /crl/ JSON), 10 s.
+wait_crls() {
+    local i n
+    for ((i = 0; i < 100; i++)); do
+        n=$(curl -s "http://127.0.0.1:$PORT/crl/" | grep -o '"fresh":true' | wc -l) || n=0
+        ((n >= 3)) && return 0
+        sleep 0.1
+    done
+    fail "the server holds $n fresh CRLs after 10 s, want 3"
+}
+
+test_query_active_crl() {
+    t_name "query: active issuers -> signed good / revoked from their CRLs (ECDSA for hk, SM2 for gd), every hash, POST and GET"
+    wait_crls
     query --url "$URL" --issuer hk/rsa-ca/ca.pem --cert hk/rsa-ca/ee-good.pem \
         --signer signers/hk-responder.pem --nonce
-    assert_eq 3 "$QRC" "hk rsa: exit status ($QOUT)" || true
-    assert_eq unknown "$(line certStatus)" "hk rsa: certStatus" || true
+    assert_eq 0 "$QRC" "hk rsa good, nonce: exit status ($QOUT)" || true
+    assert_eq good "$(line certStatus)" "hk rsa: certStatus" || true
     assert_eq "OK (ecdsa-with-sha256)" "$(line signature)" "hk rsa: signature" || true
+    query --url "$URL" --issuer hk/rsa-ca/ca.pem --cert hk/rsa-ca/ee-revoked.pem \
+        --signer signers/hk-responder.pem
+    assert_eq 1 "$QRC" "hk rsa revoked: exit status ($QOUT)" || true
+    assert_eq "keyCompromise (1)" "$(line reason)" "hk rsa revoked: reason" || true
     query --url "$URL" --issuer hk/ecc-ca/ca.pem --cert hk/ecc-ca/ee-good.pem \
         --signer signers/hk-responder.pem --sha256 --get --json
-    assert_eq 3 "$QRC" "hk ecc GET sha256: exit status ($QOUT)" || true
-    assert_contains '"cert_status":"unknown"' "$QOUT" "hk ecc: cert_status" || true
+    assert_eq 0 "$QRC" "hk ecc GET sha256: exit status ($QOUT)" || true
+    assert_contains '"cert_status":"good"' "$QOUT" "hk ecc: cert_status" || true
     assert_contains '"signature_algorithm":"ecdsa-with-sha256"' "$QOUT" "hk ecc: algorithm" || true
     local h
     for h in --sha1 --sha256 --sm3; do
         query --url "$URL" --issuer gd/personal-ca/ca.pem --cert gd/personal-ca/ee-good.pem \
             --signer signers/gd-responder.pem "$h"
-        assert_eq 3 "$QRC" "gd personal $h: exit status ($QOUT)" || true
+        assert_eq 0 "$QRC" "gd personal good $h: exit status ($QOUT)" || true
         assert_eq "OK (sm2-with-sm3)" "$(line signature)" "gd personal $h: signature" || true
+        query --url "$URL" --issuer gd/personal-ca/ca.pem --cert gd/personal-ca/ee-revoked.pem \
+            --signer signers/gd-responder.pem "$h" --get
+        assert_eq 1 "$QRC" "gd personal revoked $h: exit status ($QOUT)" || true
+        assert_eq "keyCompromise (1)" "$(line reason)" "gd personal revoked $h: reason" || true
     done
     no_sanitizer_report "query"
 }
@@ -453,12 +475,17 @@ test_query_errors() {
 }
 
 test_openssl_vafile() {
-    t_name "openssl ocsp -VAfile accepts trustgate's ECDSA answer for the demo HK CA"
-    local out
-    out=$(cd "$D" && openssl ocsp -url "$URL" -issuer hk/ecc-ca/ca.pem -cert hk/ecc-ca/ee-good.pem \
-        -VAfile signers/hk-responder.pem 2>&1) || true
-    assert_contains "Response verify OK" "$out" "openssl verification" || true
-    assert_contains "ee-good.pem: unknown" "$out" "status" || true
+    t_name "openssl ocsp -VAfile accepts trustgate's ECDSA answers for the demo HK CAs: good and revoked with time and reason"
+    local out ca
+    for ca in ecc-ca rsa-ca; do
+        out=$(cd "$D" && openssl ocsp -url "$URL" -issuer hk/$ca/ca.pem -cert hk/$ca/ee-good.pem \
+            -cert hk/$ca/ee-revoked.pem -VAfile signers/hk-responder.pem 2>&1) || true
+        assert_contains "Response verify OK" "$out" "$ca: openssl verification" || true
+        assert_contains "ee-good.pem: good" "$out" "$ca: good" || true
+        assert_contains "ee-revoked.pem: revoked" "$out" "$ca: revoked" || true
+        assert_contains "Reason: keyCompromise" "$out" "$ca: reason" || true
+        assert_match "Revocation Time: [A-Z][a-z]{2} +[0-9]+ [0-9:]{8} [0-9]{4} GMT" "$out" "$ca: revocation time" || true
+    done
 }
 
 # hk_list SEQ STATUS_URI: lists/hk.xml rewritten from the demo's unsigned
@@ -512,17 +539,17 @@ test_hk_lifecycle() {
         -VAfile signers/hk-responder.pem -resp_text 2>&1) || true
     assert_contains "Response verify OK" "$out" "openssl -VAfile verifies the ECDSA-signed rejection"
     assert_contains "Revocation Reason: certificateHold (0x6)" "$out" "openssl sees certificateHold"
-    t_name "demo HK list: reinstate it -> signed unknown again"
+    t_name "demo HK list: reinstate it -> signed good again (from its CRL)"
     hk_list 3 "$base/granted"
-    wait_query 3 "${args[@]}"
+    wait_query 0 "${args[@]}"
     t_name "demo HK list: terminate it -> signed revoked, privilegeWithdrawn"
     hk_list 4 "$base/withdrawn"
     wait_query 1 "${args[@]}"
     assert_eq "privilegeWithdrawn (9)" "$(line reason)" "reason"
-    t_name "demo HK list: the ECDSA CA, untouched, still answers signed unknown"
+    t_name "demo HK list: the ECDSA CA, untouched, still answers signed good"
     query --url "$URL" --issuer hk/ecc-ca/ca.pem --cert hk/ecc-ca/ee-good.pem \
         --signer signers/hk-responder.pem
-    assert_eq 3 "$QRC" "ECDSA CA status; output: $QOUT"
+    assert_eq 0 "$QRC" "ECDSA CA status; output: $QOUT"
 }
 
 # ---------------------------------------------------------------------------
@@ -561,7 +588,7 @@ if start_server "$D"; then
     t_end
     run_test test_query_suspended_sm2
     run_test test_query_tampered
-    run_test test_query_active_unknown
+    run_test test_query_active_crl
     run_test test_query_errors
     run_test test_openssl_vafile
     run_test test_hk_lifecycle

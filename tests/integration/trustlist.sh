@@ -172,8 +172,8 @@ next_seq() { SEQ=$((SEQ + 1)); }
 test_answers() {
     t_name "unlisted issuer: unauthorized"
     assert_eq unauthorized "$(status_of req-unlisted.der)" "unlisted CA"
-    t_name "listed, active issuer: signed unknown (no status data yet), verified with -VAfile"
-    assert_eq unknown "$(status_of req-ca.der)" "active CA"
+    t_name "listed, active issuer without a CRL supply point: tryLater (no status data, never a guess)"
+    assert_eq trylater "$(status_of req-ca.der)" "active CA"
     t_name "/trustlist/hk.xml republishes the list byte for byte; Trust-List-Sequence header"
     curl -s -D "$WORK/th" -o "$WORK/tl.xml" "http://127.0.0.1:$PORT/trustlist/hk.xml"
     assert_eq "$(sha256sum <"$D/lists/hk.xml")" "$(sha256sum <"$WORK/tl.xml")" "served list"
@@ -195,11 +195,11 @@ test_suspend_reinstate_terminate() {
         -url "http://127.0.0.1:$PORT/" -resp_text -no_nonce 2>&1)
     assert_contains "Reason: certificateHold" "$out" "reason"
     assert_contains "Revocation Time: $(date -u -d "@$((now - 60))" '+%b %e %H:%M:%S %Y GMT')" "$out" "revocation time"
-    t_name "reinstate: active again (signed unknown)"
+    t_name "reinstate: active again (tryLater: no status data)"
     next_seq
     signed_list "$WORK/new.xml" operator "$SEQ" "$GRANTED" "$now" "$SUSPENDED" $((now - 60))
     install_list "$WORK/new.xml"
-    wait_status req-ca.der unknown
+    wait_status req-ca.der trylater
     t_name "terminate: signed revoked, privilegeWithdrawn"
     next_seq
     signed_list "$WORK/new.xml" operator "$SEQ" "$WITHDRAWN" "$now" "$GRANTED" $((now - 3600))
@@ -213,7 +213,7 @@ test_suspend_reinstate_terminate() {
     next_seq
     signed_list "$WORK/new.xml" operator "$SEQ" "$GRANTED" "$now" "$WITHDRAWN" $((now - 30))
     install_list "$WORK/new.xml"
-    wait_status req-ca.der unknown
+    wait_status req-ca.der trylater
 }
 
 # refuse NAME REASON: the file at $WORK/bad.xml replaces the list; the old
@@ -230,7 +230,7 @@ refuse() {
         sleep 0.1
     done
     assert_ne "${before:-0}" "${after:-0}" "refusals counted with reason $reason"
-    assert_eq unknown "$(status_of req-ca.der)" "answer from the list in force"
+    assert_eq trylater "$(status_of req-ca.der)" "answer from the list in force"
     assert_contains "hk=$SEQ" "$(curl -s -D - -o /dev/null "http://127.0.0.1:$PORT/healthz")" "sequence in force"
     assert_file_match "trust list hk: refused \\($reason\\)" "$D/stderr.log" "log line says why"
 }
@@ -344,7 +344,7 @@ latency() {
             want=revoked
             status=$SUSPENDED
         else
-            want=unknown
+            want=trylater
             status=$GRANTED
         fi
         signed_list "$WORK/next.xml" operator "$SEQ" "$status" "$now"
