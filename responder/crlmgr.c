@@ -12,6 +12,7 @@
 #include "pki/crl.h"
 #include "responder/responder_internal.h"
 
+#include <errno.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -24,6 +25,8 @@
 #define BACKOFF_BASE_S 5    /* first retry after a failure; doubles */
 #define CLOCK_SKEW_S 300    /* a thisUpdate this far ahead is accepted */
 #define FAILURE_LOG_EVERY 8 /* after the first, log every 8th failure in a row */
+#define SWEEP_FIRST_S 60    /* the first sweep of expired cache entries */
+#define SWEEP_EVERY_S 600   /* and the next ones */
 
 /* Results of one fetch-and-ingest round, for metrics and logs. The first
  * two are successes. Refusal codes are tg_crl_verify's and the ones below. */
@@ -300,6 +303,21 @@ static void ingest(tg_crlmgr_t *m, tg_cache_reader_t *rd, ingest_job_t *job)
             (long long)(info.next_update - now), elapsed_s(&t0));
 }
 
+/* Removes OCSP answers past their nextUpdate and CRLs long past theirs
+ * (SPEC §7). On this thread, not the fetcher's: it scans the databases. */
+static void sweep(tg_crlmgr_t *m)
+{
+    tg_cache_sweep_counts_t n;
+    int rc = tg_cache_sweep(m->cache, (int64_t)time(NULL), TG_CACHE_CRL_GRACE_DEFAULT_S, &n);
+    if (rc != 0)
+        tg_warn("cache: sweep failed (%s); expired entries stay until the next one",
+                tg_strerror(rc));
+    else if (n.ocsp + n.crl > 0)
+        tg_info("cache: swept %llu expired answers, %llu CRLs (%llu revoked entries)",
+                (unsigned long long)n.ocsp, (unsigned long long)n.crl,
+                (unsigned long long)n.revoked);
+}
+
 static void on_ingested(void *arg, int canceled);
 
 static void *ingest_main(void *arg)
@@ -310,14 +328,24 @@ static void *ingest_main(void *arg)
     if (tg_cache_reader_new(m->cache, &rd) != 0)
         tg_error("crl: no cache reader for the ingest thread; CRLs are stored unchecked "
                  "against the ones held");
+    time_t next_sweep = time(NULL) + SWEEP_FIRST_S;
     for (;;) {
         pthread_mutex_lock(&m->iq_mu);
-        while (m->iq_head == NULL && !m->iq_stop)
-            pthread_cond_wait(&m->iq_cv, &m->iq_mu);
+        int timed_out = 0;
+        while (m->iq_head == NULL && !m->iq_stop && !timed_out) {
+            struct timespec until = {.tv_sec = next_sweep, .tv_nsec = 0};
+            timed_out = pthread_cond_timedwait(&m->iq_cv, &m->iq_mu, &until) == ETIMEDOUT;
+        }
         ingest_job_t *job = m->iq_head;
-        if (m->iq_stop || job == NULL) {
+        if (m->iq_stop) {
             pthread_mutex_unlock(&m->iq_mu);
             break;
+        }
+        if (job == NULL || time(NULL) >= next_sweep) {
+            pthread_mutex_unlock(&m->iq_mu);
+            sweep(m);
+            next_sweep = time(NULL) + SWEEP_EVERY_S;
+            continue;
         }
         m->iq_head = job->next;
         if (m->iq_head == NULL)

@@ -10,7 +10,9 @@
  * here runs on a worker loop. A refused or failed fetch keeps the CRL in
  * force and retries with jittered exponential backoff; a good one is
  * refetched (conditionally) every refresh_s of its list, or sooner as its
- * nextUpdate comes near. */
+ * nextUpdate comes near. The ingest thread also sweeps the cache of
+ * answers past their nextUpdate and CRLs an hour past theirs, a minute
+ * after start and every ten minutes (SPEC §7). */
 #ifndef TG_RESPONDER_CRLMGR_H
 #define TG_RESPONDER_CRLMGR_H
 

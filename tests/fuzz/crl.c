@@ -1,5 +1,7 @@
 /* libFuzzer harness: tg_crl_parse, tg_crl_for_each_revoked and
- * tg_crl_verify (pki/crl.h).
+ * tg_crl_verify (pki/crl.h), and the indexing of what they accept
+ * (cache/cache.h: the packed revoked index, written to a real LMDB
+ * environment in a temporary folder and read back).
  *
  * Each input is used twice:
  * 1. as raw bytes: parsed with max_bytes = size, and when it parses, walked
@@ -10,6 +12,7 @@
  *    mutation rarely reaches.
  * Checked for every input: no crash, a known return code, fields within
  * their bounds, slices inside the input, an empty OpenSSL error queue. */
+#include "cache/cache.h"
 #include "pki/crl.h"
 #include "pki/sm2.h"
 
@@ -21,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -29,6 +33,9 @@ static EVP_PKEY *ca_key;
 static X509 *ca_cert;
 static uint8_t *base_der;
 static size_t base_len;
+static tg_cache_t *cache;
+static tg_cache_reader_t *reader;
+static char cache_dir[64];
 
 #define CHECK(c)                                                                                   \
     do {                                                                                           \
@@ -122,11 +129,28 @@ static void make_world(void)
     CHECK(info.aki.n > 0 && info.crl_number_len == 2);
 }
 
+static void close_cache(void)
+{
+    char path[96];
+    tg_cache_reader_free(reader);
+    tg_cache_close(cache);
+    snprintf(path, sizeof(path), "%s/data.mdb", cache_dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/lock.mdb", cache_dir);
+    unlink(path);
+    rmdir(cache_dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
     make_world();
+    snprintf(cache_dir, sizeof(cache_dir), "/tmp/tg-fuzz-crl.XXXXXX");
+    CHECK(mkdtemp(cache_dir) != NULL);
+    CHECK(tg_cache_open(cache_dir, 64, &cache) == 0);
+    CHECK(tg_cache_reader_new(cache, &reader) == 0);
+    atexit(close_cache);
     return 0;
 }
 
@@ -144,6 +168,70 @@ static int entry_cb(void *arg, const tg_crl_entry_t *e)
     (*count)++;
     /* stop at times, to exercise the early exit */
     return (*count == 1000) ? 1 : 0;
+}
+
+typedef struct {
+    size_t n;
+    size_t max_len;
+} sizes_t;
+
+static int size_cb(void *arg, const tg_crl_entry_t *e)
+{
+    sizes_t *s = arg;
+    s->n++;
+    if (e->serial_len > s->max_len)
+        s->max_len = e->serial_len;
+    return 0;
+}
+
+static int add_cb(void *arg, const tg_crl_entry_t *e)
+{
+    return tg_cache_rindex_add(arg, e->serial, e->serial_len, e->revocation_time, e->reason);
+}
+
+static int lookup_cb(void *arg, const tg_crl_entry_t *e)
+{
+    (void)arg;
+    static const uint8_t ca[TG_CACHE_CA_ID_LEN] = {1};
+    tg_cache_revoked_t r;
+    CHECK(tg_cache_get_revoked(reader, ca, e->serial, e->serial_len, &r) == 0);
+    CHECK(r.reason >= -1 && r.reason <= 10);
+    return 0;
+}
+
+/* Indexes an accepted CRL the way the CRL manager does (sizes, then the
+ * index, one cache write) and finds every entry again. */
+static void index_and_find(const tg_crl_info_t *info, const uint8_t *p, size_t n)
+{
+    static const uint8_t ca[TG_CACHE_CA_ID_LEN] = {1};
+    sizes_t sz = {0, 0};
+    if (tg_crl_for_each_revoked(info, size_cb, &sz) < 0)
+        return;
+    tg_cache_rindex_t *ix = NULL;
+    if (sz.n > 0) {
+        CHECK(tg_cache_rindex_new(sz.n, sz.max_len, &ix) == 0);
+        CHECK(tg_crl_for_each_revoked(info, add_cb, ix) == (int)sz.n);
+        CHECK(tg_cache_rindex_count(ix) == sz.n);
+    }
+    tg_cache_crl_t hdr;
+    memset(&hdr, 0, sizeof(hdr));
+    hdr.this_update = info->this_update;
+    hdr.next_update = info->next_update;
+    hdr.crl_number_len = info->crl_number_len;
+    memcpy(hdr.crl_number, info->crl_number, info->crl_number_len);
+    tg_buf_t der;
+    tg_buf_init(&der);
+    CHECK(tg_buf_append(&der, p, n) == 0);
+    tg_cache_waiter_t w;
+    tg_cache_waiter_init(&w);
+    CHECK(tg_cache_put_crl_take(cache, ca, &hdr, &der, ix, tg_cache_waiter_cb, &w) == 0);
+    CHECK(tg_cache_waiter_wait(&w) == 0);
+    CHECK(tg_cache_rd_begin(reader) == 0);
+    tg_cache_crl_t got;
+    CHECK(tg_cache_get_crl(reader, ca, &got) == 0);
+    CHECK(got.n_revoked == sz.n && got.der.n == n && memcmp(got.der.p, p, n) == 0);
+    CHECK(tg_crl_for_each_revoked(info, lookup_cb, NULL) == (int)sz.n);
+    tg_cache_rd_end(reader);
 }
 
 static void run(const uint8_t *p, size_t n)
@@ -166,6 +254,8 @@ static void run(const uint8_t *p, size_t n)
     if (w >= 0)
         CHECK((size_t)w == count);
     CHECK(ERR_peek_error() == 0);
+    if (w >= 0 && count < 1000)
+        index_and_find(&info, p, n);
 
     const char *why = NULL;
     int v = tg_crl_verify(&info, p, n, ca_cert, &why);
