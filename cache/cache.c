@@ -151,7 +151,8 @@ static void decode_ocsp(const MDB_val *v, tg_cache_ocsp_t *out)
 static void decode_crl(const MDB_val *v, tg_cache_crl_t *out)
 {
     const uint8_t *p = v->mv_data;
-    out->crl_number_len = p[1];
+    /* bounded: a damaged record must not overflow a reader's buffer */
+    out->crl_number_len = p[1] <= TG_CACHE_CRL_NUMBER_MAX ? p[1] : TG_CACHE_CRL_NUMBER_MAX;
     memcpy(out->crl_number, p + 2, TG_CACHE_CRL_NUMBER_MAX);
     out->this_update = get_i64(p + 22);
     out->next_update = get_i64(p + 30);

@@ -104,6 +104,7 @@ static void conn_unref(tg_conn_t *c)
         return;
     tg_worker_t *w = c->w;
     atomic_fetch_sub_explicit(&w->srv->conns_total, 1, memory_order_relaxed);
+    tg_http_release_large(c);
     tg_buf_free(&c->url);
     tg_buf_free(&c->body);
     tg_buf_free(&c->if_none_match);
@@ -207,6 +208,7 @@ static void resume_parsing(tg_conn_t *c)
 /* Everything queued has been written. */
 static void writes_done(tg_conn_t *c)
 {
+    tg_http_release_large(c);
     if (c->backpressure) {
         resume_parsing(c);
         if (c->closed || c->writing || c->backpressure)
@@ -471,6 +473,10 @@ static int on_header_field_complete(llhttp_t *p)
             c->cur_hdr = known[i].hdr;
     }
     c->hfield_len = 0;
+    /* a repeated If-None-Match is one list (RFC 9110 §5.3) */
+    if (c->cur_hdr == TG_HDR_IF_NONE_MATCH && c->if_none_match.len > 0 &&
+        tg_buf_append(&c->if_none_match, ", ", 2) != 0)
+        return -1;
     return 0;
 }
 

@@ -24,7 +24,7 @@
 #define MIN_DELAY_S 5       /* never refetch one CRL more often */
 #define BACKOFF_BASE_S 5    /* first retry after a failure; doubles */
 #define CLOCK_SKEW_S 300    /* a thisUpdate this far ahead is accepted */
-#define FAILURE_LOG_EVERY 8 /* after the first, log every 8th failure in a row */
+#define FAILURE_LOG_EVERY 8 /* a failure repeating: logged every 8th time in a row */
 #define SWEEP_FIRST_S 60    /* the first sweep of expired cache entries */
 #define SWEEP_EVERY_S 600   /* and the next ones */
 
@@ -80,6 +80,7 @@ struct crl_ca {
     size_t max_bytes;
     int allow_file_urls;
     int64_t refresh_s;
+    const char *logged_reason; /* the failure last logged (static), or NULL */
     /* conditional requests; set only from a CRL that was taken or unchanged */
     char etag[256];
     char last_modified[64];
@@ -173,12 +174,33 @@ static const char *parse_reason(int rc)
     }
 }
 
-/* Decides whether a verified CRL may replace the one in the cache: it must
- * not be older, and its number must not go backwards (RFC 5280 §5.2.3).
- * Returns NULL to go on, or the reason code ("unchanged" for the very
- * same CRL). */
-static const char *against_stored(tg_cache_reader_t *rd, const uint8_t *id,
-                                  const tg_crl_info_t *info, tg_slice_t der)
+/* 1 when the cache holds exactly these CRL bytes for CA id. */
+static int same_as_stored(tg_cache_reader_t *rd, const uint8_t *id, tg_slice_t der)
+{
+    tg_cache_crl_t old;
+    int same = 0;
+    if (tg_cache_rd_begin(rd) != 0)
+        return 0;
+    if (tg_cache_get_crl(rd, id, &old) == 0)
+        same = old.der.n == der.n && memcmp(old.der.p, der.p, der.n) == 0;
+    tg_cache_rd_end(rd);
+    return same;
+}
+
+/* Decides whether a verified CRL may replace the one held (RFC 5280
+ * §5.2.3: CRL numbers increase):
+ * - the very same bytes: "unchanged";
+ * - both numbered: the number must be higher ("number_backwards" for a
+ *   lower one or the same one reused), whatever thisUpdate says;
+ * - otherwise thisUpdate must be later ("older");
+ * - but when the CRL held is past its nextUpdate it answers nothing any
+ *   more, and any fresh, verified CRL replaces it (a CA that restarted its
+ *   numbering must not be locked out for good); logged.
+ * So two CRLs taken in turn always differ in number or thisUpdate, which
+ * the pre-signed answers' key relies on. Returns NULL to go on, or the
+ * reason. */
+static const char *against_stored(tg_cache_reader_t *rd, const char *label, const uint8_t *id,
+                                  const tg_crl_info_t *info, tg_slice_t der, int64_t now)
 {
     tg_cache_crl_t old;
     const char *why = NULL;
@@ -186,14 +208,20 @@ static const char *against_stored(tg_cache_reader_t *rd, const uint8_t *id,
         return "store_failed";
     int rc = tg_cache_get_crl(rd, id, &old);
     if (rc == 0) {
+        int numbered = info->crl_number_len > 0 && old.crl_number_len > 0;
         if (old.der.n == der.n && memcmp(old.der.p, der.p, der.n) == 0)
-            why = "unchanged";
-        else if (info->crl_number_len > 0 && old.crl_number_len > 0 &&
-                 tg_crl_number_cmp(info->crl_number, info->crl_number_len, old.crl_number,
-                                   old.crl_number_len) <= 0)
-            why = "number_backwards"; /* lower, or the same number reused */
-        else if (info->this_update < old.this_update)
+            why = "unchanged"; /* stored meanwhile */
+        else if (numbered && tg_crl_number_cmp(info->crl_number, info->crl_number_len,
+                                               old.crl_number, old.crl_number_len) <= 0)
+            why = "number_backwards";
+        else if (!numbered && info->this_update <= old.this_update)
             why = "older";
+        if (why != NULL && strcmp(why, "unchanged") != 0 && old.next_update <= now) {
+            tg_warn("crl %s: taking a CRL that would be refused (%s) because the one held "
+                    "expired %lld s ago",
+                    label, why, (long long)(now - old.next_update));
+            why = NULL;
+        }
     } else if (rc != TG_ENOTFOUND) {
         why = "store_failed";
     }
@@ -215,6 +243,10 @@ static void ingest(tg_crlmgr_t *m, tg_cache_reader_t *rd, ingest_job_t *job)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     const uint8_t *der = job->der.data;
     size_t len = job->der.len;
+    if (same_as_stored(rd, job->id, TG_SLICE(der, len))) {
+        job->reason = "unchanged"; /* e.g. a file: URL, which has no ETag */
+        return;
+    }
     tg_info("crl %s: ingesting %zu bytes", job->label, len);
 
     tg_crl_info_t info;
@@ -244,7 +276,7 @@ static void ingest(tg_crlmgr_t *m, tg_cache_reader_t *rd, ingest_job_t *job)
                  (long long)(now - info.next_update));
         return;
     }
-    why = against_stored(rd, job->id, &info, TG_SLICE(der, len));
+    why = against_stored(rd, job->label, job->id, &info, TG_SLICE(der, len), now);
     if (why != NULL) {
         job->reason = why;
         return;
@@ -284,6 +316,11 @@ static void ingest(tg_crlmgr_t *m, tg_cache_reader_t *rd, ingest_job_t *job)
     char number[2 * TG_CRL_NUMBER_MAX + 1];
     tg_hex_encode(info.crl_number, info.crl_number_len, 0, number);
 
+    if (atomic_load(&m->stopping)) {
+        tg_cache_rindex_free(ix);
+        job->reason = "canceled";
+        return;
+    }
     tg_cache_waiter_t wt;
     tg_cache_waiter_init(&wt);
     /* takes job->der and ix whatever happens */
@@ -359,8 +396,13 @@ static void *ingest_main(void *arg)
             ingest(m, rd, job);
         }
         tg_buf_free(&job->der); /* not taken by the cache: free it here, not later */
-        if (tg_fetcher_call(m->fetcher, on_ingested, job) != 0)
-            on_ingested(job, 1); /* stopping: the fetcher thread will not look */
+        if (tg_fetcher_call(m->fetcher, on_ingested, job) != 0) {
+            /* stopping (or out of memory: the CA then waits for a reload);
+             * the CA record is the fetcher thread's, not touched here */
+            tg_error("crl %s: result lost (%s)", job->label, job->reason);
+            X509_free(job->cert);
+            free(job);
+        }
     }
     tg_cache_reader_free(rd);
     return NULL;
@@ -408,14 +450,13 @@ static void on_timer_closed(uv_handle_t *h)
     crl_ca_t *ca = h->data;
     tg_crlmgr_t *m = ca->m;
     ca->timer_open = 0;
+    pthread_mutex_lock(&m->mu);
     m->open_timers--;
-    if (atomic_load(&m->stopping)) {
-        pthread_mutex_lock(&m->mu);
-        if (m->open_timers == 0 && m->shut)
-            pthread_cond_broadcast(&m->closed_cv);
-        pthread_mutex_unlock(&m->mu);
+    if (m->open_timers == 0 && m->shut)
+        pthread_cond_broadcast(&m->closed_cv);
+    pthread_mutex_unlock(&m->mu);
+    if (atomic_load(&m->stopping))
         return;
-    }
     maybe_free(ca);
 }
 
@@ -424,6 +465,20 @@ static void start_fetch(crl_ca_t *ca);
 static void on_timer(uv_timer_t *t)
 {
     start_fetch(t->data);
+}
+
+/* nextUpdate of the CRL held for ca, or 0 when none (fetcher thread). */
+static int64_t held_next_update(crl_ca_t *ca)
+{
+    tg_crlmgr_t *m = ca->m;
+    tg_cache_crl_t crl;
+    int64_t next = 0;
+    if (m->freader != NULL && tg_cache_rd_begin(m->freader) == 0) {
+        if (tg_cache_get_crl(m->freader, ca->id, &crl) == 0)
+            next = crl.next_update;
+        tg_cache_rd_end(m->freader);
+    }
+    return next;
 }
 
 /* Arms the next fetch: every refresh_s while all is well, sooner as
@@ -436,15 +491,9 @@ static void schedule(crl_ca_t *ca, int ok)
     int64_t now = (int64_t)time(NULL);
     int64_t delay = ca->refresh_s;
     if (ok) {
-        tg_cache_crl_t crl;
-        if (m->freader != NULL && tg_cache_rd_begin(m->freader) == 0) {
-            if (tg_cache_get_crl(m->freader, ca->id, &crl) == 0) {
-                int64_t half = (crl.next_update - now) / 2;
-                if (half < delay)
-                    delay = half;
-            }
-            tg_cache_rd_end(m->freader);
-        }
+        int64_t next = held_next_update(ca);
+        if (next != 0 && (next - now) / 2 < delay)
+            delay = (next - now) / 2;
     } else {
         unsigned shift = ca->failures > 0 ? ca->failures - 1 : 0;
         int64_t backoff = (int64_t)BACKOFF_BASE_S << (shift > 16 ? 16 : shift);
@@ -475,10 +524,16 @@ static void finish(crl_ca_t *ca, const char *reason, const char *detail)
     }
     ca->failures_now = ca->failures;
     pthread_mutex_unlock(&m->mu);
-    if (!ok && (ca->failures == 1 || ca->failures % FAILURE_LOG_EVERY == 0))
+    /* every new kind of failure is logged; a repeated one now and then */
+    if (!ok && (ca->failures == 1 || ca->logged_reason == NULL ||
+                strcmp(reason, ca->logged_reason) != 0 || ca->failures % FAILURE_LOG_EVERY == 0)) {
+        ca->logged_reason = reason;
         tg_warn("crl %s/%s: %s%s%s (%u in a row; the CRL held stays in force) from %s", ca->list,
                 ca->hex, reason, detail && *detail ? ": " : "", detail ? detail : "", ca->failures,
                 ca->url);
+    }
+    if (ok)
+        ca->logged_reason = NULL;
     if (ca->gone || atomic_load(&m->stopping)) {
         maybe_free(ca);
         return;
@@ -553,7 +608,14 @@ static void on_fetched(void *arg, tg_fetch_res_t *res)
     if (res->rc != 0) {
         finish(ca, res->reason ? res->reason : "other", res->err);
     } else if (res->not_modified) {
-        finish(ca, "unchanged", NULL);
+        if (held_next_update(ca) <= (int64_t)time(NULL)) {
+            /* the upstream still has nothing newer than a stale CRL: not a
+             * success; ask unconditionally next time */
+            ca->etag[0] = ca->last_modified[0] = '\0';
+            finish(ca, "expired", "not modified upstream, and the CRL held is past its nextUpdate");
+        } else {
+            finish(ca, "unchanged", NULL);
+        }
     } else if (res->http_status != 0 && (res->http_status < 200 || res->http_status > 299)) {
         char detail[64];
         snprintf(detail, sizeof(detail), "HTTP status %ld", res->http_status);
@@ -681,8 +743,10 @@ static void on_update(void *arg, int canceled)
     for (size_t i = 0; i < n; i++) {
         const tg_tl_ca_t *tca = tg_tl_snapshot_ca(snap, i);
         tg_tl_status_t st = tg_tl_ca_status_at(tca, now, NULL, NULL);
-        if (st != TG_TL_ACTIVE && st != TG_TL_SUSPENDED)
+        if (st == TG_TL_TERMINATED)
             continue; /* a terminated CA's CRL answers nothing */
+        /* active, suspended, or listed from a later time on: its CRL must
+         * be held by the time it becomes active */
         const char *url = crl_url_of(tca, cfg->allow_file_urls);
         if (url == NULL || find_ca(keep, tca->sha256) || find_ca(fresh, tca->sha256))
             continue;
@@ -710,7 +774,9 @@ static void on_update(void *arg, int canceled)
             uv_timer_init(tg_fetcher_loop(m->fetcher), &ca->timer);
             ca->timer.data = ca;
             ca->timer_open = 1;
+            pthread_mutex_lock(&m->mu);
             m->open_timers++;
+            pthread_mutex_unlock(&m->mu);
             due = 1;
         }
         if (ca_configure(ca, tca, cfg, url))
@@ -932,10 +998,9 @@ void tg_crlmgr_free(tg_crlmgr_t *mgr)
         pthread_mutex_unlock(&mgr->iq_mu);
         pthread_join(mgr->ingest_thread, NULL);
     }
-    while (mgr->iq_head != NULL) { /* never started */
+    while (mgr->iq_head != NULL) { /* never started; the CAs are freed below */
         ingest_job_t *job = mgr->iq_head;
         mgr->iq_head = job->next;
-        job->ca->busy = 0;
         X509_free(job->cert);
         tg_buf_free(&job->der);
         free(job);

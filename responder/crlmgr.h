@@ -1,18 +1,16 @@
 /* The CRL manager (SPEC §5, §7; issue 4 item 2): keeps the CRL of every
  * listed CA fetched, verified and indexed in the cache.
  *
- * For each CA of the trust lists in force that is active or suspended and
- * names a CRL supply point, it fetches the CRL on the fetcher thread
- * (libcurl multi, fetch/fetch.h), verifies it on its own ingest thread
- * (pki/crl.h: issuer, times, SM2-aware signature against the CA
- * certificate from the list; the CRL number never goes backwards) and
- * stores the CRL with its revoked-serial index in one cache write. Nothing
- * here runs on a worker loop. A refused or failed fetch keeps the CRL in
- * force and retries with jittered exponential backoff; a good one is
- * refetched (conditionally) every refresh_s of its list, or sooner as its
- * nextUpdate comes near. The ingest thread also sweeps the cache of
- * answers past their nextUpdate and CRLs an hour past theirs, a minute
- * after start and every ten minutes (SPEC §7). */
+ * For each CA of the trust lists in force that is not terminated (active,
+ * suspended, or listed from a later time) and names a CRL supply point, it fetches the CRL on the
+ * fetcher thread (libcurl multi, fetch/fetch.h), verifies it on its own ingest thread (pki/crl.h:
+ * issuer, times, SM2-aware signature against the CA certificate from the list; the CRL number never
+ * goes backwards) and stores the CRL with its revoked-serial index in one cache write. Nothing here
+ * runs on a worker loop. A refused or failed fetch keeps the CRL in force and retries with jittered
+ * exponential backoff; a good one is refetched (conditionally) every refresh_s of its list, or
+ * sooner as its nextUpdate comes near. The ingest thread also sweeps the cache of answers past
+ * their nextUpdate and CRLs an hour past theirs, a minute after start and every ten minutes (SPEC
+ * §7). */
 #ifndef TG_RESPONDER_CRLMGR_H
 #define TG_RESPONDER_CRLMGR_H
 
@@ -43,9 +41,10 @@ void tg_crlmgr_refresh(tg_crlmgr_t *mgr);
  * consecutive failures. Any thread. Returns 0 or TG_ENOMEM. */
 TG_WUR int tg_crlmgr_render_metrics(tg_crlmgr_t *mgr, tg_buf_t *out);
 
-/* Stops the threads (a running ingest is abandoned before its write; a
- * queued write still completes in tg_cache_close), drops every CA and
- * frees the manager. Not from the fetcher thread. NULL is fine. */
+/* Stops the threads (a running ingest finishes its current walk and is
+ * abandoned before its write; a write already queued completes, in
+ * tg_cache_close at the latest), drops every CA and frees the manager. Not
+ * from the fetcher thread. NULL is fine. */
 void tg_crlmgr_free(tg_crlmgr_t *mgr);
 
 #endif

@@ -64,7 +64,7 @@ void tg_http_respond(tg_conn_t *c, tg_endpoint_t ep, tg_http_code_t code, const 
     size_t ctype_len = ctype ? strlen(ctype) : 0;
     size_t extra_len = extra_headers ? strlen(extra_headers) : 0;
     int head_only = llhttp_get_method(&c->parser) == HTTP_HEAD;
-    size_t need = 256 + ctype_len + extra_len + w->gen->tl_header_len + body.n;
+    size_t need = 256 + ctype_len + extra_len + w->gen->tl_header_len + (head_only ? 0 : body.n);
     if (tg_buf_reserve(&c->out, need) != 0) {
         /* no memory for an answer: end the connection rather than send a
          * partial one */
@@ -89,10 +89,12 @@ void tg_http_respond(tg_conn_t *c, tg_endpoint_t ep, tg_http_code_t code, const 
         PUT(b, ctype, ctype_len);
         PUT_LIT(b, "\r\n");
     }
-    PUT_LIT(b, "Content-Length: ");
-    n = tg_u64_to_dec(body.n, num);
-    PUT(b, num, n);
-    PUT_LIT(b, "\r\n");
+    if (code != TG_HTTP_304) { /* RFC 9110 §8.6: a 304 has no Content-Length of its own */
+        PUT_LIT(b, "Content-Length: ");
+        n = tg_u64_to_dec(body.n, num);
+        PUT(b, num, n);
+        PUT_LIT(b, "\r\n");
+    }
     PUT(b, extra_headers ? extra_headers : "", extra_len);
     PUT(b, w->gen->tl_header, w->gen->tl_header_len);
     if (c->close_after_write)
@@ -106,6 +108,34 @@ void tg_http_respond(tg_conn_t *c, tg_endpoint_t ep, tg_http_code_t code, const 
     tg_metrics_observe_duration(&w->metrics, dur);
     if (w->cfg->access_log != NULL)
         access_log(c, ep, code, body.n, dur);
+}
+
+/* Bodies at least this big count against LARGE_OUT_MAX: every download of
+ * a CRL holds its own copy in the connection's output until written, so
+ * slow readers must not be able to pile them up. */
+#define LARGE_BODY 1048576
+#define LARGE_OUT_MAX (512ULL * 1048576)
+
+int tg_http_take_large(tg_conn_t *c, size_t n)
+{
+    if (n < LARGE_BODY)
+        return 0;
+    _Atomic uint64_t *total = &c->w->srv->large_out_bytes;
+    uint64_t now = atomic_fetch_add_explicit(total, n, memory_order_relaxed);
+    if (now + n > LARGE_OUT_MAX && now > 0) { /* one is always allowed */
+        atomic_fetch_sub_explicit(total, n, memory_order_relaxed);
+        return -1;
+    }
+    c->large_bytes += n;
+    return 0;
+}
+
+void tg_http_release_large(tg_conn_t *c)
+{
+    if (c->large_bytes == 0)
+        return;
+    atomic_fetch_sub_explicit(&c->w->srv->large_out_bytes, c->large_bytes, memory_order_relaxed);
+    c->large_bytes = 0;
 }
 
 static void respond_text(tg_conn_t *c, tg_endpoint_t ep, tg_http_code_t code, const char *text)
@@ -410,8 +440,13 @@ static void serve_crl_file(tg_conn_t *c, tg_slice_t rest)
              tg_http_date_parse((const char *)c->if_modified_since.data, c->if_modified_since.len,
                                 &ims) == 0)
         not_modified = (int64_t)ims >= crl.this_update;
+    int head_only = llhttp_get_method(&c->parser) == HTTP_HEAD;
     if (not_modified)
         tg_http_respond(c, TG_EP_CRL, TG_HTTP_304, NULL, hdr, TG_SLICE(NULL, 0));
+    else if (!head_only && tg_http_take_large(c, crl.der.n) != 0)
+        tg_http_respond(c, TG_EP_CRL, TG_HTTP_503, "text/plain; charset=utf-8",
+                        "Retry-After: 5\r\nCache-Control: no-store\r\n",
+                        TG_SLICE_LIT("too many CRL downloads in progress; retry\n"));
     else
         tg_http_respond(c, TG_EP_CRL, TG_HTTP_200, "application/pkix-crl", hdr, crl.der);
     tg_cache_rd_end(w->reader);

@@ -250,7 +250,10 @@ static int cache_headers(tg_conn_t *c, tg_endpoint_t ep, time_t now, const verdi
     time_t since;
     if (c->if_modified_since.len > 0 && tg_http_date_parse((const char *)c->if_modified_since.data,
                                                            c->if_modified_since.len, &since) == 0)
-        return (int64_t)since >= v->this_update;
+        /* the stored answer is re-signed when the list or the signer
+         * changes with the CRL unchanged: only an answer produced no later
+         * than the client's copy is unmodified */
+        return (int64_t)since >= v->this_update && (int64_t)since >= produced_at;
     return 0;
 }
 

@@ -187,6 +187,7 @@ struct tg_conn {
     int backpressure; /* parsing paused until queued output is written */
     int in_resume;    /* resume_parsing is running (no re-entry) */
 
+    size_t large_bytes;   /* large bodies queued here, counted in srv->large_out_bytes */
     int last_ocsp_status; /* of the current request, -1 when not OCSP */
     char peer[48];        /* client address for the access log ("" when off) */
 };
@@ -243,9 +244,12 @@ struct tg_server {
     _Atomic int stop_requested;
     _Atomic int force_close;
     _Atomic uint64_t conns_total; /* open connections, all workers */
-    _Atomic uint64_t gen_id;      /* id of srv->gen, read by workers per request */
-    struct ack_waiter *waiters;   /* waiting for every worker to take up a generation */
-    int main_closed;              /* the main loop's handles are closing */
+    /* bytes of large bodies (CRLs) queued to clients, all workers: each
+     * download holds a copy until written, so their sum is capped */
+    _Atomic uint64_t large_out_bytes;
+    _Atomic uint64_t gen_id;    /* id of srv->gen, read by workers per request */
+    struct ack_waiter *waiters; /* waiting for every worker to take up a generation */
+    int main_closed;            /* the main loop's handles are closing */
     int stopping;
 
     tg_tlmgr_t *tlmgr;   /* trust lists (tlmgr.c) */
@@ -322,6 +326,12 @@ void tg_conn_close(tg_conn_t *c);
 
 /* http.c: answers one complete request into c->out */
 void tg_http_handle(tg_conn_t *c);
+/* Accounts a body of n bytes about to be queued on c against the server's
+ * cap on large bodies in flight (released once c has written everything).
+ * Returns 0, or -1 when over the cap (answer 503 instead). */
+int tg_http_take_large(tg_conn_t *c, size_t n);
+/* Gives back what c accounted with tg_http_take_large. */
+void tg_http_release_large(tg_conn_t *c);
 /* appends a complete response; body may be empty; extra_headers is a block
  * of "Name: value\r\n" lines or NULL */
 void tg_http_respond(tg_conn_t *c, tg_endpoint_t ep, tg_http_code_t code, const char *ctype,

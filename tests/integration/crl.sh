@@ -591,8 +591,10 @@ test_refused() {
         refused expired "nextUpdate passed" $c "$f"
     mk $c "$f" --number 3 --this +1h --next +7d --revoke-cert "$D/$c/ee-good.pem" &&
         refused not_yet_valid "thisUpdate an hour ahead" $c "$f"
-    mk $c "$f" --number 3 --this -2h --revoke-cert "$D/$c/ee-good.pem" &&
-        refused older "higher number, older thisUpdate" $c "$f"
+    # without a number only thisUpdate orders CRLs (a higher number wins
+    # whatever its thisUpdate: the number is the CA's sequence)
+    mk $c "$f" --no-number --this -2h --revoke-cert "$D/$c/ee-good.pem" &&
+        refused older "no number, older thisUpdate" $c "$f"
     mk $c "$f" --number 3 --idp --revoke-cert "$D/$c/ee-good.pem" &&
         refused unsupported "issuingDistributionPoint" $c "$f"
     # and the path still works: a good number 3 goes in force
@@ -764,6 +766,36 @@ test_million() {
     curl -s --max-time 20 -o "$WORK/million-served.der" "http://127.0.0.1:$PORT/crl/hk/$RSA.crl" || true
     cmp -s "$WORK/million-served.der" "$WORK/million.der" || fail "GET /crl/hk/{rsa}.crl: not the 1M CRL"
     rm -f "$WORK/million-served.der"
+
+    # 20 clients ask for it and do not read: each download holds a copy
+    # until written, so the server caps their sum (512 MiB) and answers the
+    # rest 503 with Retry-After; memory stays bounded
+    local out rss0 rss1
+    rss0=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SRV_PID/status")
+    out=$(python3 - "$PORT" "$RSA" "$SRV_PID" <<'PY'
+import socket, sys, time
+port, ca, pid = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+socks = []
+for _ in range(20):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.sendall(("GET /crl/hk/%s.crl HTTP/1.1\r\nHost: x\r\n\r\n" % ca).encode())
+    socks.append(s)
+time.sleep(1.5)
+rss = [l.split()[1] for l in open("/proc/%s/status" % pid) if l.startswith("VmRSS:")][0]
+codes = {}
+for s in socks:
+    line = s.recv(64).split(b"\r\n")[0].decode()
+    code = line.split(" ")[1] if " " in line else "?"
+    codes[code] = codes.get(code, 0) + 1
+    s.close()
+print(rss, " ".join("%s=%d" % kv for kv in sorted(codes.items())))
+PY
+) || true
+    rss1=${out%% *}
+    echo "note: 20 non-reading downloads of the 49 MB CRL: RSS $rss0 -> $rss1 kB; answers ${out#* }"
+    assert_match "200=10 503=10" "$out" "10 downloads admitted under the 512 MiB cap, 10 told to retry"
+    assert_le "$((rss1 - rss0))" $((600 * 1024)) "RSS growth (kB) with 20 stalled downloads"
 }
 
 # ---------------------------------------------------------------------------
