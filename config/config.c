@@ -14,6 +14,7 @@
  * [upstream] allow_file_urls, required keys) run after the parse. */
 #include "config/config.h"
 
+#include "common/buf.h"
 #include "common/log.h"
 
 #include <arpa/inet.h>
@@ -472,6 +473,51 @@ static int set_source(parse_t *p, const directive_t *d, const char *value, void 
     return set_file(p, d, value, obj);
 }
 
+/* crl_url = <64 hex digits> <URL> */
+static int set_crl_url(parse_t *p, const directive_t *d, const char *value, void *obj)
+{
+    tg_config_trustlist_t *tl = obj;
+    if (tl->n_crl_urls == TG_CONFIG_MAX_CRL_URLS) {
+        kerr(p, d, "too many (at most %d)", TG_CONFIG_MAX_CRL_URLS);
+        return REPORTED;
+    }
+    tg_config_crl_url_t *o = &tl->crl_urls[tl->n_crl_urls];
+    size_t i = 0;
+    for (; i < 64; i++) {
+        char ch = value[i];
+        int v = ch >= '0' && ch <= '9'   ? ch - '0'
+                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                         : -1;
+        if (v < 0)
+            break;
+        o->ca[i / 2] = (uint8_t)(i % 2 ? o->ca[i / 2] | v : v << 4);
+    }
+    const char *url = value + i;
+    while (*url == ' ' || *url == '\t')
+        url++;
+    if (i != 64 || url == value + i) {
+        kerr(p, d, "want '<SHA-256 of the CA certificate, 64 hex digits> <URL>', got '%.200s'",
+             value);
+        return REPORTED;
+    }
+    if (!has_prefix_nocase(url, "http://") && !has_prefix_nocase(url, "https://") &&
+        !has_prefix_nocase(url, "file:")) {
+        kerr(p, d, "unsupported URL scheme in '%.200s' (http, https or file)", url);
+        return REPORTED;
+    }
+    for (size_t j = 0; j < tl->n_crl_urls; j++) {
+        if (memcmp(tl->crl_urls[j].ca, o->ca, 32) == 0) {
+            kerr(p, d, "a second URL for CA %.64s", value);
+            return REPORTED;
+        }
+    }
+    if ((o->url = strdup(url)) == NULL)
+        return TG_ENOMEM;
+    tl->n_crl_urls++;
+    return 0;
+}
+
 static int set_tl_signer(parse_t *p, const directive_t *d, const char *value, void *obj)
 {
     (void)obj;
@@ -631,7 +677,7 @@ static const directive_t signer_dirs[] = {
     {NULL, NULL, 0, 0, 0, false},
 };
 
-enum { TD_SOURCE, TD_OPERATOR_CERT, TD_REFRESH, TD_SIGNER, TD_MODE };
+enum { TD_SOURCE, TD_OPERATOR_CERT, TD_REFRESH, TD_SIGNER, TD_MODE, TD_CRL_URL };
 #define TL(field) offsetof(tg_config_trustlist_t, field)
 static const directive_t trustlist_dirs[] = {
     [TD_SOURCE] = {"source", set_source, TL(source), 0, 0, false},
@@ -639,6 +685,7 @@ static const directive_t trustlist_dirs[] = {
     [TD_REFRESH] = {"refresh_s", set_u32, TL(refresh_s), 1, 604800, false},
     [TD_SIGNER] = {"signer", set_tl_signer, 0, 0, 0, false},
     [TD_MODE] = {"mode", set_mode, TL(mode), 0, 0, false},
+    [TD_CRL_URL] = {"crl_url", set_crl_url, 0, 0, 0, true},
     {NULL, NULL, 0, 0, 0, false},
 };
 
@@ -961,6 +1008,14 @@ static void post_checks(parse_t *p)
             perr(p, m->key_line[TD_SOURCE],
                  "[trustlist %s] source: file: URLs need [upstream] allow_file_urls = yes",
                  tl->name);
+        for (size_t j = 0; j < tl->n_crl_urls; j++) {
+            if (has_prefix_nocase(tl->crl_urls[j].url, "file:") && !cfg->allow_file_urls) {
+                perr(p, m->key_line[TD_CRL_URL],
+                     "[trustlist %s] crl_url: file: URLs need [upstream] allow_file_urls = yes",
+                     tl->name);
+                break;
+            }
+        }
         if (p->tl_signer[i][0] != '\0') {
             for (size_t j = 0; j < cfg->n_signers; j++) {
                 if (strcmp(cfg->signers[j].name, p->tl_signer[i]) == 0)
@@ -1166,6 +1221,8 @@ void tg_config_free(tg_config_t *cfg)
         free(tl->source);
         for (size_t j = 0; j < tl->n_operator_certs; j++)
             free(tl->operator_certs[j]);
+        for (size_t j = 0; j < tl->n_crl_urls; j++)
+            free(tl->crl_urls[j].url);
     }
     free(cfg);
 }
@@ -1219,6 +1276,11 @@ void tg_config_print_summary(const tg_config_t *cfg, FILE *out)
         fprintf(out, "    operator certs: %zu\n", tl->n_operator_certs);
         for (size_t j = 0; j < tl->n_operator_certs; j++)
             fprintf(out, "      %s\n", tl->operator_certs[j]);
+        for (size_t j = 0; j < tl->n_crl_urls; j++) {
+            char hex[65];
+            tg_hex_encode(tl->crl_urls[j].ca, 32, 0, hex);
+            fprintf(out, "    CRL of CA %s from %s\n", hex, tl->crl_urls[j].url);
+        }
         fprintf(out, "    refresh_s: %u\n", tl->refresh_s);
         fprintf(out, "    signer: %s\n",
                 tl->signer >= 0 && (size_t)tl->signer < cfg->n_signers

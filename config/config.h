@@ -35,8 +35,9 @@
 #define TG_CONFIG_MAX_SIGNERS 16
 #define TG_CONFIG_MAX_TRUSTLISTS 8
 #define TG_CONFIG_MAX_OPERATOR_CERTS 8
-#define TG_CONFIG_NAME_MAX 32   /* signer / trust-list names: [a-z0-9_-]{1,32} */
-#define TG_CONFIG_MAX_LINE 4096 /* longest line accepted, bytes, without its line ending */
+#define TG_CONFIG_MAX_CRL_URLS 64 /* crl_url overrides per trust list */
+#define TG_CONFIG_NAME_MAX 32     /* signer / trust-list names: [a-z0-9_-]{1,32} */
+#define TG_CONFIG_MAX_LINE 4096   /* longest line accepted, bytes, without its line ending */
 
 typedef struct {
     struct sockaddr_storage addr; /* AF_INET or AF_INET6, port set */
@@ -55,6 +56,12 @@ typedef struct {
     char *key;  /* path (readable at load), or a "pkcs11:" URI kept verbatim */
 } tg_config_signer_t;
 
+/* A CRL location that replaces the one the trust list names for one CA. */
+typedef struct {
+    uint8_t ca[32]; /* SHA-256 of the CA certificate (as in /crl/{list}/{ca}.crl) */
+    char *url;      /* http:, https:, or file: (only with allow_file_urls) */
+} tg_config_crl_url_t;
+
 typedef struct {
     char name[TG_CONFIG_NAME_MAX + 1];
     /* URL (http:, https:, file:) kept verbatim, or a resolved file path
@@ -67,6 +74,10 @@ typedef struct {
     uint32_t refresh_s;      /* default 300, 1..604800 */
     int signer;              /* index into tg_config_t.signers, or -1 */
     tg_tl_mode_t mode;       /* default relay; sign requires a signer */
+    /* crl_url = <CA SHA-256 hex> <URL>, repeatable: overrides the CRL
+     * supply point of that CA */
+    tg_config_crl_url_t crl_urls[TG_CONFIG_MAX_CRL_URLS];
+    size_t n_crl_urls;
 } tg_config_trustlist_t;
 
 typedef struct tg_config {

@@ -648,10 +648,21 @@ static void start_fetch(crl_ca_t *ca)
         finish(ca, "other", tg_strerror(rc));
 }
 
-/* The CRL supply point of a CA: the first CRL ServiceSupplyPoint among its
- * categories, http(s) preferred, file: only when allowed. NULL: none. */
-static const char *crl_url_of(const tg_tl_ca_t *ca, int allow_file_urls)
+/* The CRL location of a CA: the list's crl_url override for it if any,
+ * else the first CRL ServiceSupplyPoint among its categories, http(s)
+ * preferred, file: only when allowed. NULL: none. */
+static const char *crl_url_of(const tg_tl_ca_t *ca, const tg_config_t *cfg)
 {
+    for (size_t i = 0; i < cfg->n_trustlists; i++) {
+        const tg_config_trustlist_t *tl = &cfg->trustlists[i];
+        if (strcmp(tl->name, ca->list_name) != 0)
+            continue;
+        for (size_t j = 0; j < tl->n_crl_urls; j++) {
+            if (memcmp(tl->crl_urls[j].ca, ca->sha256, sizeof(ca->sha256)) == 0)
+                return tl->crl_urls[j].url;
+        }
+    }
+    int allow_file_urls = cfg->allow_file_urls;
     const char *file_url = NULL;
     for (size_t i = 0; i < ca->n_services; i++) {
         const tg_tl_service_t *svc = ca->services[i];
@@ -747,7 +758,7 @@ static void on_update(void *arg, int canceled)
             continue; /* a terminated CA's CRL answers nothing */
         /* active, suspended, or listed from a later time on: its CRL must
          * be held by the time it becomes active */
-        const char *url = crl_url_of(tca, cfg->allow_file_urls);
+        const char *url = crl_url_of(tca, cfg);
         if (url == NULL || find_ca(keep, tca->sha256) || find_ca(fresh, tca->sha256))
             continue;
         pthread_mutex_lock(&m->mu);

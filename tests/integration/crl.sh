@@ -798,6 +798,28 @@ PY
     assert_le "$((rss1 - rss0))" $((600 * 1024)) "RSS growth (kB) with 20 stalled downloads"
 }
 
+test_crl_url_override() {
+    t_name "[trustlist] crl_url overrides a CA's CRL supply point; SIGHUP takes it up"
+    local c=hk/ecc-ca r
+    mkdir -p "$D/mirror"
+    mk $c "$D/mirror/ecc.crl" --number 7 --revoke-cert "$D/$c/ee-revoked.pem" \
+        --revoke-cert "$D/$c/ee-good.pem" || return 0
+    printf 'crl_url = %s file://%s/mirror/ecc.crl\n' "$ECC" "$D" >>"$D/trustgate.ini"
+    r=$("$TG" check -c "$D/trustgate.ini" 2>&1) || true
+    assert_contains "CRL of CA $ECC from file://$D/mirror/ecc.crl" "$r" "trustgate check shows the override"
+    kill -HUP "$SRV_PID"
+    wait_crl "$ECC" number 07 10 || return 0
+    ossl $c -cert $c/ee-good.pem
+    assert_contains "$c/ee-good.pem: revoked" "$OUT" "answer from the mirror's CRL"
+    # the list's own supply point is not read any more: a newer CRL there
+    # (number 8) is not taken
+    mk $c "$WORK/n8.der" --number 8 --revoke-cert "$D/$c/ee-revoked.pem" || return 0
+    install "$WORK/n8.der" $c
+    reload
+    sleep 1
+    assert_eq 07 "$(crl_field "$ECC" number)" "number 8 at the list's supply point ignored"
+}
+
 # ---------------------------------------------------------------------------
 # 7. kill -9 mid-ingest
 
@@ -925,7 +947,7 @@ WORLD_LINES=("max_crl_bytes = 1024")
 group limit test_too_big
 WORLD_LINES=()
 WORLD_NO_CRL=hk/ecc-ca
-group nocrl test_no_crl
+group nocrl test_no_crl test_crl_url_override
 WORLD_NO_CRL=
 group stale test_stale
 group million test_million

@@ -984,6 +984,49 @@ Test(config, file_url_needs_allow_file_urls)
     free(tl);
 }
 
+Test(config, crl_url_overrides)
+{
+    const char *a = "7b4beeab49f095be70926c843c1c8eb84e9fb1a6829e0c651b551af71de0e352";
+    const char *b = "3383FF0E310AFC7990439F0C2BD309534D025FE11D0A8DFF9CEC90B9E1BF267E";
+    char *text = fmt("[trustlist hk]\n"
+                     "source = https://tl.example.hk/hk.xml\n"
+                     "operator_cert = %s\n"
+                     "crl_url = %s http://mirror.example.hk/rsa.crl\n"
+                     "crl_url = %s\thttps://mirror.example.hk/ecc.crl\n",
+                     op_name, a, b);
+    tg_config_t *cfg = expect_ok(text);
+    const tg_config_trustlist_t *tl = &cfg->trustlists[0];
+    cr_assert_eq(tl->n_crl_urls, 2);
+    cr_assert_str_eq(tl->crl_urls[0].url, "http://mirror.example.hk/rsa.crl");
+    cr_assert_eq(tl->crl_urls[0].ca[0], 0x7b);
+    cr_assert_eq(tl->crl_urls[0].ca[31], 0x52);
+    cr_assert_str_eq(tl->crl_urls[1].url, "https://mirror.example.hk/ecc.crl");
+    cr_assert_eq(tl->crl_urls[1].ca[0], 0x33);
+    cr_assert_eq(tl->crl_urls[1].ca[31], 0x7e);
+    tg_config_free(cfg);
+    free(text);
+
+    /* a short hash, no URL, another scheme, the same CA twice, file: without
+     * allow_file_urls: each named with its line */
+    text = fmt("[trustlist hk]\n"
+               "source = https://tl.example.hk/hk.xml\n"
+               "operator_cert = %s\n"
+               "crl_url = 7b4b http://x/y.crl\n"
+               "crl_url = %s\n"
+               "crl_url = %s ftp://x/y.crl\n"
+               "crl_url = %s http://x/1.crl\n"
+               "crl_url = %s http://x/2.crl\n"
+               "crl_url = %s file:///srv/crl/b.crl\n",
+               op_name, a, a, a, a, b);
+    size_t n = expect_errors(text, "t.ini:4: [trustlist hk] crl_url: want '<SHA-256",
+                             "t.ini:5: [trustlist hk] crl_url: want '<SHA-256",
+                             "t.ini:6: [trustlist hk] crl_url: unsupported URL scheme",
+                             "t.ini:8: [trustlist hk] crl_url: a second URL for CA",
+                             "crl_url: file: URLs need [upstream] allow_file_urls = yes", NULL);
+    cr_assert_eq(n, 5);
+    free(text);
+}
+
 Test(config, unsupported_url_scheme)
 {
     char *text = fmt("[trustlist gd]\n"
