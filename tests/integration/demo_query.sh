@@ -488,31 +488,34 @@ test_openssl_vafile() {
     done
 }
 
-# hk_list SEQ STATUS_URI: lists/hk.xml rewritten from the demo's unsigned
-# template with the RSA category's status set (history: granted before) and
-# the sequence number set, signed by the HK operator, renamed into place.
-hk_list() {
-    local seq=$1 status=$2
-    python3 - "$D/lists/hk.unsigned.xml" "$D/lists/hk.next.unsigned.xml" "$seq" "$status" <<'PY'
+# side_list SIDE SEQ SERVICE STATUS_URI: lists/SIDE.xml rewritten from the
+# demo's unsigned template with the category named SERVICE set to STATUS_URI
+# (history: the status before) and the sequence number set, signed by the
+# side's operator, renamed into place.
+side_list() {
+    local side=$1 seq=$2 service=$3 status=$4
+    python3 - "$D/lists/$side.unsigned.xml" "$D/lists/$side.next.unsigned.xml" "$seq" "$status" "$service" <<'PY'
 import re, sys, time
-src, dst, seq, status = sys.argv[1:]
+src, dst, seq, status, service = sys.argv[1:]
 doc = open(src, encoding="utf-8").read()
 doc = re.sub(r"<tsl:TSLSequenceNumber>\d+<", f"<tsl:TSLSequenceNumber>{seq}<", doc, count=1)
 now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 5))
 issued = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 doc = re.sub(r"<tsl:ListIssueDateTime>[^<]*<", f"<tsl:ListIssueDateTime>{issued}<", doc, count=1)
-# the first service is the RSA category: change its status, keep the old one as history
-i = doc.index("HK Personal e-Cert (RSA)")
+# the named category: change its status, keep the old one as history
+i = doc.index(service)
 j = doc.index("<tsl:ServiceStatus>", i)
 k = doc.index("</tsl:StatusStartingTime>", j) + len("</tsl:StatusStartingTime>")
-old = doc[j:k]
 doc = doc[:j] + f"<tsl:ServiceStatus>{status}</tsl:ServiceStatus><tsl:StatusStartingTime>{now}</tsl:StatusStartingTime>" + doc[k:]
 open(dst, "w", encoding="utf-8").write(doc)
 PY
-    "$TG" tl sign --key "$D/operators/hk-operator.key" --cert "$D/operators/hk-operator.pem" \
-        "$D/lists/hk.next.unsigned.xml" "$D/lists/hk.next.xml" >/dev/null
-    mv -f "$D/lists/hk.next.xml" "$D/lists/hk.xml"
+    "$TG" tl sign --key "$D/operators/$side-operator.key" --cert "$D/operators/$side-operator.pem" \
+        "$D/lists/$side.next.unsigned.xml" "$D/lists/$side.next.xml" >/dev/null
+    mv -f "$D/lists/$side.next.xml" "$D/lists/$side.xml"
 }
+
+# hk_list SEQ STATUS_URI: the HK RSA category set to STATUS_URI.
+hk_list() { side_list hk "$1" "HK Personal e-Cert (RSA)" "$2"; }
 
 # wait_query EXIT ARGS...: repeats the query until it exits with EXIT (5 s).
 wait_query() {
@@ -550,6 +553,30 @@ test_hk_lifecycle() {
     query --url "$URL" --issuer hk/ecc-ca/ca.pem --cert hk/ecc-ca/ee-good.pem \
         --signer signers/hk-responder.pem
     assert_eq 0 "$QRC" "ECDSA CA status; output: $QOUT"
+}
+
+test_gd_reinstated() {
+    t_name "demo GD list: the organisation category reinstated -> good / revoked from its CRL (trustgate query verifies SM2; openssl ocsp reads the status)"
+    local base=http://uri.etsi.org/TrstSvc/TrustedList/Svcstatus ca out
+    side_list gd 2 "GD Organisation Signing CA" "$base/granted"
+    wait_query 0 --url "$URL" --issuer gd/organisation-ca/ca.pem \
+        --cert gd/organisation-ca/ee-good.pem --signer signers/gd-responder.pem --sm3
+    assert_eq "OK (sm2-with-sm3)" "$(line signature)" "organisation good: signature"
+    query --url "$URL" --issuer gd/organisation-ca/ca.pem --cert gd/organisation-ca/ee-revoked.pem \
+        --signer signers/gd-responder.pem
+    assert_eq 1 "$QRC" "organisation revoked: exit status ($QOUT)"
+    assert_eq "keyCompromise (1)" "$(line reason)" "organisation revoked: reason"
+    assert_match '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$' "$(line revocationTime)" "organisation revoked: time"
+    # openssl cannot check SM2 response signatures (no distinguishing ID),
+    # but it reads the statuses of both GD CAs
+    for ca in personal-ca organisation-ca; do
+        out=$(cd "$D" && openssl ocsp -url "$URL" -issuer gd/$ca/ca.pem -cert gd/$ca/ee-good.pem \
+            -cert gd/$ca/ee-revoked.pem -noverify -no_nonce 2>&1) || true
+        assert_contains "ee-good.pem: good" "$out" "openssl: gd $ca good" || true
+        assert_contains "ee-revoked.pem: revoked" "$out" "openssl: gd $ca revoked" || true
+        assert_contains "Reason: keyCompromise" "$out" "openssl: gd $ca reason" || true
+        assert_match "Revocation Time: [A-Z][a-z]{2} +[0-9]+ [0-9:]{8} [0-9]{4} GMT" "$out" "openssl: gd $ca time" || true
+    done
 }
 
 # ---------------------------------------------------------------------------
@@ -592,6 +619,7 @@ if start_server "$D"; then
     run_test test_query_errors
     run_test test_openssl_vafile
     run_test test_hk_lifecycle
+    run_test test_gd_reinstated
     t_name "server exits 0 on SIGTERM; no sanitizer report in its log"
     kill -TERM "$SRV_PID" 2>/dev/null || true
     wait_exit "$SRV_PID" 5 || true
