@@ -94,7 +94,7 @@ static int get_ocsp_copy(tg_cache_t *c, const tg_certid_t *id, char *buf, size_t
     return rc;
 }
 
-TestSuite(cache, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(cache, .init = setup, .fini = teardown);
 
 Test(cache, open_close_reopen_keeps_data)
 {

@@ -389,7 +389,7 @@ static int body_is(const job_t *j, const char *s)
     return j->res.body.len == n && memcmp(j->res.body.data, s, n) == 0;
 }
 
-TestSuite(fetch, .init = setup, .fini = teardown, .timeout = 20);
+TestSuite(fetch, .init = setup, .fini = teardown);
 
 /* ---- tests --------------------------------------------------------------------- */
 

@@ -635,7 +635,7 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-Test(crl, large_200k, .timeout = 300)
+Test(crl, large_200k)
 {
     fixture_t f = fixture();
     crl_opts_t o = {.n_entries = 200000, .crl_number = 77};
@@ -734,7 +734,7 @@ static uint8_t *crl_der(const char *path, size_t *out_len, int *out_pem)
     return der;
 }
 
-Test(crl, vectors, .timeout = 300)
+Test(crl, vectors)
 {
     static const char *globs[] = {
         "boringssl/pki/testdata/crl_unittest-der/*.crl.der",

@@ -153,7 +153,7 @@ static int count(const char *hay, const char *needle)
     return n;
 }
 
-TestSuite(http_limits, .init = setup, .fini = stop_server, .timeout = 20);
+TestSuite(http_limits, .init = setup, .fini = stop_server);
 
 Test(http_limits, pipelined_requests_are_answered_in_order)
 {
@@ -340,8 +340,7 @@ static void setup_two_conns(void)
     start_server("max_connections = 2\n");
 }
 
-Test(http_limits_maxconn, third_connection_is_refused, .init = setup_two_conns, .fini = stop_server,
-     .timeout = 20)
+Test(http_limits_maxconn, third_connection_is_refused, .init = setup_two_conns, .fini = stop_server)
 {
     int a = connect_server(), b = connect_server();
     const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";

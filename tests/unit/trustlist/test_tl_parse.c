@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-TestSuite(tl_parse, .init = tlt_setup, .fini = tlt_teardown, .timeout = 60);
+TestSuite(tl_parse, .init = tlt_setup, .fini = tlt_teardown);
 
 static time_t T(const char *s)
 {

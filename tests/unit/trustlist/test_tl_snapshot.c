@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-TestSuite(tl_snapshot, .init = tlt_setup, .fini = tlt_teardown, .timeout = 60);
+TestSuite(tl_snapshot, .init = tlt_setup, .fini = tlt_teardown);
 
 static time_t T(const char *s)
 {

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-TestSuite(tl_verify, .init = tlt_setup, .fini = tlt_teardown, .timeout = 120);
+TestSuite(tl_verify, .init = tlt_setup, .fini = tlt_teardown);
 
 /* ---- public vectors ---------------------------------------------------------- */
 
