@@ -954,10 +954,4 @@ group million test_million
 group kill9 test_kill9
 
 echo "note: crl.sh ran $(($(date +%s) - T0)) s"
-if ((${#FAILED_NAMES[@]} > 0)); then
-    echo "failed tests:"
-    printf '  - %s\n' "${FAILED_NAMES[@]}"
-fi
-echo "$SKIPPED skipped"
-echo "$PASSED passed, $FAILED failed"
-((FAILED == 0))
+t_summary

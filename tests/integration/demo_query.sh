@@ -587,9 +587,7 @@ out=$("$TG" demo "$D" 2>&1) || rc=$?
 if ((rc != 0)) || [[ ! -f $D/trustgate.ini ]]; then
     fail "trustgate demo failed (exit $rc):"
     printf '%s\n' "$out" | tail -n 20 | sed 's/^/        | /'
-    t_end
-    echo "$SKIPPED skipped"
-    echo "$PASSED passed, $FAILED failed"
+    t_summary
     exit 1
 fi
 t_end
@@ -633,10 +631,4 @@ else
     t_end
 fi
 
-if ((${#FAILED_NAMES[@]} > 0)); then
-    echo "failed tests:"
-    printf '  - %s\n' "${FAILED_NAMES[@]}"
-fi
-echo "$SKIPPED skipped"
-echo "$PASSED passed, $FAILED failed"
-((FAILED == 0))
+t_summary

@@ -52,6 +52,19 @@ FAILED_NAMES=()
 red() { if [[ -t 1 ]]; then printf '\033[31m%s\033[0m' "$*"; else printf '%s' "$*"; fi; }
 green() { if [[ -t 1 ]]; then printf '\033[32m%s\033[0m' "$*"; else printf '%s' "$*"; fi; }
 
+# t_summary: the closing lines of a suite, the last one "N passed, M
+# failed" (all.sh sums them); fails when a test failed. Call last.
+t_summary() {
+    t_end
+    if ((${#FAILED_NAMES[@]} > 0)); then
+        echo "failed tests:"
+        printf '  - %s\n' "${FAILED_NAMES[@]}"
+    fi
+    echo "$SKIPPED skipped"
+    echo "$PASSED passed, $FAILED failed"
+    ((FAILED == 0))
+}
+
 # Closes the current test (if any) and counts it.
 t_end() {
     [[ -n $CUR ]] || return 0

@@ -946,8 +946,7 @@ echo "trustgate integration tests: $TG (work dir $WORK, seed $SEED)"
 if [[ ! -x $TG ]]; then
     t_name "setup: $TG exists"
     fail "$TG is not built"
-    t_end
-    echo "$PASSED passed, $FAILED failed"
+    t_summary
     exit 1
 fi
 
@@ -980,8 +979,7 @@ t_name "setup: trustgate serve starts and answers /healthz within 5 s"
 MAIN_PID=
 if ! start_server "$MAIN_DIR"; then
     fail "main server did not start; giving up"
-    t_end
-    echo "$PASSED passed, $FAILED failed"
+    t_summary
     exit 1
 fi
 MAIN_PID=$SRV_PID
@@ -1002,10 +1000,4 @@ run_test test_sigterm_inflight
 run_test test_sigterm_drain
 run_test test_shutdown_and_logs
 
-if ((${#FAILED_NAMES[@]} > 0)); then
-    echo "failed tests:"
-    printf '  - %s\n' "${FAILED_NAMES[@]}"
-fi
-echo "$SKIPPED skipped"
-echo "$PASSED passed, $FAILED failed"
-((FAILED == 0))
+t_summary

@@ -499,7 +499,4 @@ assert_eq 0 "$EXIT_RC" "exit status"
 if grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$D/stderr.log"; then
     fail "sanitizer report in the server log"
 fi
-t_end
-echo "$SKIPPED skipped"
-echo "$PASSED passed, $FAILED failed"
-((FAILED == 0))
+t_summary

@@ -330,10 +330,10 @@ static void on_done(void *arg, tg_fetch_res_t *res)
     pthread_mutex_unlock(&mu);
 }
 
-static void start_job(void *arg, int canceled)
+/* Starts j's fetch with cb on the fetcher thread and records the outcome. */
+static void start_with(job_t *j, int canceled, tg_fetch_cb cb)
 {
-    job_t *j = arg;
-    int rc = canceled ? TG_ESTATE : tg_fetch_start(F, &j->req, on_done, j);
+    int rc = canceled ? TG_ESTATE : tg_fetch_start(F, &j->req, cb, j);
     pthread_mutex_lock(&mu);
     j->start_rc = rc;
     j->started = 1;
@@ -341,6 +341,11 @@ static void start_job(void *arg, int canceled)
         j->done = 1;
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
+}
+
+static void start_job(void *arg, int canceled)
+{
+    start_with(arg, canceled, on_done);
 }
 
 static void submit(job_t *j)
@@ -888,15 +893,7 @@ static void on_canceled(void *arg, tg_fetch_res_t *res)
 
 static void start_cancelable(void *arg, int canceled)
 {
-    job_t *j = arg;
-    int rc = canceled ? TG_ESTATE : tg_fetch_start(F, &j->req, on_canceled, j);
-    pthread_mutex_lock(&mu);
-    j->start_rc = rc;
-    j->started = 1;
-    if (rc != 0)
-        j->done = 1;
-    pthread_cond_broadcast(&cv);
-    pthread_mutex_unlock(&mu);
+    start_with(arg, canceled, on_canceled);
 }
 
 Test(fetch, free_with_fetches_in_flight)
