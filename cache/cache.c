@@ -111,15 +111,19 @@ static int map_err(const char *what, int rc)
 
 /* ---- encoding ------------------------------------------------------------ */
 
-static int ocsp_key(const tg_certid_t *id, uint8_t *key, size_t *out_len)
+static int ocsp_key(tg_cache_source_t source, const tg_certid_t *id, uint8_t *key, size_t *out_len)
 {
+    if ((unsigned)source > TG_CACHE_SRC_SIGNED_LIST)
+        return TG_EINVAL;
     if (id == NULL || (unsigned)id->alg >= TG_HASH_COUNT || id->hash_len == 0 ||
         id->hash_len > TG_HASH_MAX_LEN || id->serial_len == 0 || id->serial_len > TG_SERIAL_MAX_LEN)
         return TG_EINVAL;
     /* alg | name hash | key hash | serial: the hash length is fixed by alg,
      * so the concatenation is unambiguous and never the serial alone. */
     size_t n = 0;
-    key[n++] = (uint8_t)id->alg;
+    /* one record per CertID and source: an upstream answer and the one
+     * trustgate signed for the same certificate live side by side */
+    key[n++] = (uint8_t)((unsigned)source << 4 | (unsigned)id->alg);
     memcpy(key + n, id->name_hash, id->hash_len);
     n += id->hash_len;
     memcpy(key + n, id->key_hash, id->hash_len);
@@ -889,11 +893,12 @@ static int rd_get(tg_cache_reader_t *r, int db, MDB_val *k, MDB_val *v)
     return rc == MDB_NOTFOUND ? TG_ENOTFOUND : map_err("mdb_get", rc);
 }
 
-int tg_cache_get_ocsp(tg_cache_reader_t *reader, const tg_certid_t *id, tg_cache_ocsp_t *out_rec)
+int tg_cache_get_ocsp(tg_cache_reader_t *reader, tg_cache_source_t source, const tg_certid_t *id,
+                      tg_cache_ocsp_t *out_rec)
 {
     uint8_t key[KEY_MAX];
     size_t n;
-    if (ocsp_key(id, key, &n) != 0)
+    if (ocsp_key(source, id, key, &n) != 0)
         return TG_EINVAL;
     MDB_val k = {.mv_size = n, .mv_data = key}, v;
     int rc = rd_get(reader, DB_OCSP, &k, &v);
@@ -989,7 +994,7 @@ int tg_cache_put_ocsp(tg_cache_t *cache, const tg_certid_t *id, const tg_cache_o
         return TG_EINVAL;
     uint8_t key[KEY_MAX];
     size_t key_len;
-    if (ocsp_key(id, key, &key_len) != 0)
+    if (ocsp_key((tg_cache_source_t)rec->source, id, key, &key_len) != 0)
         return TG_EINVAL;
     op_t *op = op_new(OP_PUT_OCSP, OCSP_HDR_LEN + rec->der.n);
     if (op == NULL)
@@ -1101,11 +1106,12 @@ int tg_cache_put_trustlist(tg_cache_t *cache, tg_slice_t name, tg_slice_t xml, t
     return enqueue(cache, op, cb, arg);
 }
 
-int tg_cache_delete_ocsp(tg_cache_t *cache, const tg_certid_t *id, tg_cache_done_cb cb, void *arg)
+int tg_cache_delete_ocsp(tg_cache_t *cache, tg_cache_source_t source, const tg_certid_t *id,
+                         tg_cache_done_cb cb, void *arg)
 {
     uint8_t key[KEY_MAX];
     size_t key_len;
-    if (cache == NULL || ocsp_key(id, key, &key_len) != 0)
+    if (cache == NULL || ocsp_key(source, id, key, &key_len) != 0)
         return TG_EINVAL;
     op_t *op = op_new(OP_DEL_OCSP, 0);
     if (op == NULL)

@@ -173,13 +173,13 @@ TG_WUR int tg_cache_rd_begin(tg_cache_reader_t *reader);
  * invalid. Harmless when none is open. */
 void tg_cache_rd_end(tg_cache_reader_t *reader);
 
-/* Looks up the OCSP response for id (algorithm, both hashes and serial).
- * On 0, *out_rec holds the header and out_rec->der points into the map:
- * read-only, valid until tg_cache_rd_end. Returns TG_ENOTFOUND,
- * TG_EINVAL (bad CertID), TG_ESTATE (no transaction open), TG_EIO. Does not
- * allocate. */
-TG_WUR int tg_cache_get_ocsp(tg_cache_reader_t *reader, const tg_certid_t *id,
-                             tg_cache_ocsp_t *out_rec);
+/* Looks up the OCSP response from source for id (algorithm, both hashes
+ * and serial): each CertID holds one record per source (an upstream answer
+ * as received, an answer trustgate signed). On 0, *out_rec holds the header and out_rec->der points
+ * into the map: read-only, valid until tg_cache_rd_end. Returns TG_ENOTFOUND, TG_EINVAL (bad
+ * CertID), TG_ESTATE (no transaction open), TG_EIO. Does not allocate. */
+TG_WUR int tg_cache_get_ocsp(tg_cache_reader_t *reader, tg_cache_source_t source,
+                             const tg_certid_t *id, tg_cache_ocsp_t *out_rec);
 
 /* Looks up the CRL of the CA whose certificate has SHA-256 ca_id, and the
  * number of entries of its revoked index (out_crl->n_revoked). Borrowing
@@ -212,7 +212,7 @@ TG_WUR int tg_cache_get_trustlist(tg_cache_reader_t *reader, tg_slice_t name, tg
  * called. Writes are applied in queue order; several are batched per
  * transaction. Never blocks, so it may be called from an event loop. */
 
-/* Stores (replaces) the OCSP response for id. */
+/* Stores (replaces) the OCSP response for id under rec->source. */
 TG_WUR int tg_cache_put_ocsp(tg_cache_t *cache, const tg_certid_t *id, const tg_cache_ocsp_t *rec,
                              tg_cache_done_cb cb, void *arg);
 
@@ -271,9 +271,9 @@ TG_WUR int tg_cache_put_crl_take(tg_cache_t *cache, const uint8_t ca_id[TG_CACHE
 TG_WUR int tg_cache_put_trustlist(tg_cache_t *cache, tg_slice_t name, tg_slice_t xml,
                                   tg_cache_done_cb cb, void *arg);
 
-/* Deletes the OCSP response for id. */
-TG_WUR int tg_cache_delete_ocsp(tg_cache_t *cache, const tg_certid_t *id, tg_cache_done_cb cb,
-                                void *arg);
+/* Deletes the OCSP response from source for id. */
+TG_WUR int tg_cache_delete_ocsp(tg_cache_t *cache, tg_cache_source_t source, const tg_certid_t *id,
+                                tg_cache_done_cb cb, void *arg);
 
 /* Deletes the CRL of CA ca_id and its revoked index (TG_ENOTFOUND via cb
  * when there was no CRL). */

@@ -358,7 +358,7 @@ static int answer_presigned(tg_conn_t *c, tg_endpoint_t ep, const tg_ocsp_req_t 
 {
     tg_worker_t *w = c->w;
     tg_cache_ocsp_t rec;
-    if (tg_cache_get_ocsp(w->reader, &req->certids[0], &rec) != 0 ||
+    if (tg_cache_get_ocsp(w->reader, TG_CACHE_SRC_SIGNED_CRL, &req->certids[0], &rec) != 0 ||
         rec.source != TG_CACHE_SRC_SIGNED_CRL || rec.generation != v->key ||
         rec.next_update != v->next_update || rec.this_update != v->this_update) {
         TG_INC(w->metrics.presign_misses);

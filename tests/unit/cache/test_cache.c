@@ -82,7 +82,7 @@ static int get_ocsp_copy(tg_cache_t *c, const tg_certid_t *id, char *buf, size_t
         return rc;
     rc = tg_cache_rd_begin(r);
     if (rc == 0)
-        rc = tg_cache_get_ocsp(r, id, out_rec);
+        rc = tg_cache_get_ocsp(r, TG_CACHE_SRC_UPSTREAM, id, out_rec);
     if (rc == 0) {
         size_t n = out_rec->der.n < cap - 1 ? out_rec->der.n : cap - 1;
         memcpy(buf, out_rec->der.p, n);
@@ -123,6 +123,46 @@ Test(cache, open_close_reopen_keeps_data)
     tg_cache_close(NULL);
 }
 
+Test(cache, one_record_per_certid_and_source)
+{
+    tg_cache_t *c;
+    cr_assert_eq(tg_cache_open(env_path(), 16, &c), 0);
+    tg_certid_t id = mkid(TG_HASH_SHA256, 32, 3, 77);
+    cr_assert_eq(put_ocsp_wait(c, &id, 5000, "UPSTREAM", 8), 0);
+    tg_cache_ocsp_t signed_rec = {.this_update = 200,
+                                  .next_update = 6000,
+                                  .source = TG_CACHE_SRC_SIGNED_CRL,
+                                  .der = TG_SLICE("OURS", 4)};
+    tg_cache_waiter_t w;
+    tg_cache_waiter_init(&w);
+    cr_assert_eq(tg_cache_put_ocsp(c, &id, &signed_rec, tg_cache_waiter_cb, &w), 0);
+    cr_assert_eq(tg_cache_waiter_wait(&w), 0);
+
+    tg_cache_reader_t *r;
+    cr_assert_eq(tg_cache_reader_new(c, &r), 0);
+    cr_assert_eq(tg_cache_rd_begin(r), 0);
+    tg_cache_ocsp_t a, b, x;
+    cr_assert_eq(tg_cache_get_ocsp(r, TG_CACHE_SRC_UPSTREAM, &id, &a), 0);
+    cr_assert_eq(tg_cache_get_ocsp(r, TG_CACHE_SRC_SIGNED_CRL, &id, &b), 0);
+    cr_assert(a.der.n == 8 && memcmp(a.der.p, "UPSTREAM", 8) == 0);
+    cr_assert(b.der.n == 4 && memcmp(b.der.p, "OURS", 4) == 0);
+    cr_assert_eq(b.source, TG_CACHE_SRC_SIGNED_CRL);
+    cr_assert_eq(tg_cache_get_ocsp(r, TG_CACHE_SRC_SIGNED_LIST, &id, &x), TG_ENOTFOUND);
+    cr_assert_eq(tg_cache_get_ocsp(r, (tg_cache_source_t)9, &id, &x), TG_EINVAL);
+    tg_cache_rd_end(r);
+
+    /* deleting one source leaves the other */
+    tg_cache_waiter_init(&w);
+    cr_assert_eq(tg_cache_delete_ocsp(c, TG_CACHE_SRC_UPSTREAM, &id, tg_cache_waiter_cb, &w), 0);
+    cr_assert_eq(tg_cache_waiter_wait(&w), 0);
+    cr_assert_eq(tg_cache_rd_begin(r), 0);
+    cr_assert_eq(tg_cache_get_ocsp(r, TG_CACHE_SRC_UPSTREAM, &id, &x), TG_ENOTFOUND);
+    cr_assert_eq(tg_cache_get_ocsp(r, TG_CACHE_SRC_SIGNED_CRL, &id, &x), 0);
+    tg_cache_rd_end(r);
+    tg_cache_reader_free(r);
+    tg_cache_close(c);
+}
+
 Test(cache, ocsp_keys_do_not_collide)
 {
     tg_cache_t *c;
@@ -160,10 +200,12 @@ Test(cache, ocsp_keys_do_not_collide)
     /* Delete one; the others stay. */
     tg_cache_waiter_t w;
     tg_cache_waiter_init(&w);
-    cr_assert_eq(tg_cache_delete_ocsp(c, &ids[0], tg_cache_waiter_cb, &w), 0);
+    cr_assert_eq(tg_cache_delete_ocsp(c, TG_CACHE_SRC_UPSTREAM, &ids[0], tg_cache_waiter_cb, &w),
+                 0);
     cr_assert_eq(tg_cache_waiter_wait(&w), 0);
     tg_cache_waiter_init(&w);
-    cr_assert_eq(tg_cache_delete_ocsp(c, &ids[0], tg_cache_waiter_cb, &w), 0);
+    cr_assert_eq(tg_cache_delete_ocsp(c, TG_CACHE_SRC_UPSTREAM, &ids[0], tg_cache_waiter_cb, &w),
+                 0);
     cr_assert_eq(tg_cache_waiter_wait(&w), TG_ENOTFOUND);
     cr_assert_eq(get_ocsp_copy(c, &ids[0], buf, sizeof buf, &rec), TG_ENOTFOUND);
     cr_assert_eq(get_ocsp_copy(c, &ids[1], buf, sizeof buf, &rec), 0);
@@ -462,7 +504,7 @@ static void *reader_thread(void *p)
         }
         tg_certid_t id = mkid(TG_HASH_SHA256, 32, 1, (uint32_t)(round % 500));
         tg_cache_ocsp_t rec;
-        int rc = tg_cache_get_ocsp(r, &id, &rec);
+        int rc = tg_cache_get_ocsp(r, TG_CACHE_SRC_UPSTREAM, &id, &rec);
         if (rc == 0) {
             a->found++;
             if (rec.der.n != 3 || memcmp(rec.der.p, "abc", 3) != 0)
