@@ -21,13 +21,13 @@
 #define MAX_READERS 256
 /* 2: the revoked index became one packed value per CA (was one record per
  * serial). */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 /* LMDB refuses larger values (MDB_BAD_VALSIZE). */
 #define VAL_MAX ((size_t)UINT32_MAX)
 
-/* ocsp value: ver u8 | source u8 | pad[2] | generation u64 | this i64 |
- * next i64 | produced i64 | DER */
-#define OCSP_HDR_LEN 36
+/* ocsp value: ver u8 | source u8 | status u8 | reason i8 | generation u64 |
+ * this i64 | next i64 | produced i64 | revocation time i64 | DER */
+#define OCSP_HDR_LEN 44
 /* crl value: ver u8 | number_len u8 | number[20] | this i64 | next i64 | DER */
 #define CRL_HDR_LEN 38
 /* revoked value, one per CA (key: CA id): ver u8 | width u8 | pad[2] |
@@ -149,6 +149,9 @@ static void decode_ocsp(const MDB_val *v, tg_cache_ocsp_t *out)
     out->this_update = get_i64(p + 12);
     out->next_update = get_i64(p + 20);
     out->produced_at = get_i64(p + 28);
+    out->cert_status = p[2];
+    out->reason = (int8_t)p[3];
+    out->revocation_time = get_i64(p + 36);
     out->der = TG_SLICE(p + OCSP_HDR_LEN, v->mv_size - OCSP_HDR_LEN);
 }
 
@@ -1005,6 +1008,9 @@ int tg_cache_put_ocsp(tg_cache_t *cache, const tg_certid_t *id, const tg_cache_o
     memset(p, 0, OCSP_HDR_LEN);
     p[0] = 1;
     p[1] = rec->source;
+    p[2] = rec->cert_status;
+    p[3] = (uint8_t)rec->reason;
+    memcpy(p + 36, &rec->revocation_time, 8);
     memcpy(p + 4, &rec->generation, 8);
     memcpy(p + 12, &rec->this_update, 8);
     memcpy(p + 20, &rec->next_update, 8);

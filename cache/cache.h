@@ -57,6 +57,11 @@ typedef struct {
     int64_t produced_at;
     uint64_t generation; /* trust-list generation the answer was built under */
     uint8_t source;      /* tg_cache_source_t */
+    /* the answer's status for the CertID (tg_cert_status_t, pki/ocsp_sign.h),
+     * kept so a reader need not parse the DER; revoked only: */
+    uint8_t cert_status;
+    int8_t reason; /* CRLReason, -1 when absent */
+    int64_t revocation_time;
     tg_slice_t der;      /* the DER OCSPResponse */
 } tg_cache_ocsp_t;
 

@@ -2,6 +2,7 @@
 #include "responder/responder_internal.h"
 
 #include "common/log.h"
+#include "responder/upmgr.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -140,6 +141,8 @@ int tg_metrics_render(tg_server_t *srv, tg_buf_t *out)
         {"revoked_crl", offsetof(tg_metrics_t, answers_crl_revoked)},
         {"trylater_no_status", offsetof(tg_metrics_t, trylater_no_status)},
         {"trylater_stale_crl", offsetof(tg_metrics_t, trylater_stale)},
+        {"upstream_relayed", offsetof(tg_metrics_t, answers_upstream_relayed)},
+        {"upstream_signed", offsetof(tg_metrics_t, answers_upstream_signed)},
     };
     for (size_t i = 0; i < sizeof(decisions) / sizeof(decisions[0]); i++)
         rc |= tg_buf_printf(out, "trustgate_ocsp_decisions_total{decision=\"%s\"} %llu\n",
@@ -180,6 +183,11 @@ int tg_metrics_render(tg_server_t *srv, tg_buf_t *out)
         rc |= tg_tlmgr_render_metrics(srv->tlmgr, out);
     if (srv->crlmgr != NULL)
         rc |= tg_crlmgr_render_metrics(srv->crlmgr, out);
+    if (srv->upmgr != NULL)
+        rc |= tg_upmgr_render_metrics(srv->upmgr, out);
+    rc |= render_counter(out, "trustgate_upstream_asks_total",
+                         "Answers that waited for the CA's own OCSP responder.",
+                         SUM(srv, upstream_asks));
     tg_cache_stats_t cs;
     if (srv->cache != NULL && tg_cache_stats(srv->cache, &cs) == 0) {
         rc |= tg_buf_printf(

@@ -28,6 +28,7 @@
 
 #include "common/log.h"
 #include "pki/ocsp_sign.h"
+#include "responder/upmgr.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -44,14 +45,28 @@
  * (SPEC §5: rejections carry no-store). */
 static const char no_store[] = "Cache-Control: no-store\r\n";
 
-/* How the answer to one request may be cached (RFC 5019 §6). */
+/* How the answer to one request is made and may be cached (RFC 5019 §6). */
 typedef struct {
     int no_store;        /* a trust-list rejection is among the answers */
-    int64_t this_update; /* the latest thisUpdate of the CRL-based answers */
+    int64_t this_update; /* the latest thisUpdate of the status-based answers */
     int64_t next_update; /* the earliest nextUpdate */
-    int presign;         /* one CertID, no nonce, CRL-based: store once signed */
-    uint64_t key;        /* the pre-signed key: list key mixed with the CRL */
+    int presign;         /* one CertID, no nonce, status-based: store once signed */
+    uint64_t key;        /* pre-signed key: list key mixed with the status source */
+    /* relay: the answer is the CA's own, as received (mode = relay) */
+    int relay;
+    tg_slice_t relay_der; /* in the read transaction or the upstream result */
+    int64_t produced_at;  /* relay: the upstream answer's */
+    /* ask the CA's responder first (one CertID, no fresh status held) */
+    int need_upstream;
+    const tg_tl_ca_t *ca;
+    const char *ocsp_url;
 } verdict_t;
+
+/* What an upstream ask for certids[0] brought, when start_answer runs again
+ * after it. */
+typedef struct {
+    tg_up_result_t *res; /* res->reason NULL: a verified answer */
+} up_inject_t;
 
 typedef struct {
     uv_work_t work;
@@ -85,72 +100,206 @@ static int cfg_list_index(const tg_config_t *cfg, const char *name)
     return -1;
 }
 
+static uint64_t fnv_mix(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
 /* Mixes the CRL an answer comes from into its list's key: a new CRL (other
  * thisUpdate, number or size) gives every pre-signed answer a new key. */
 static uint64_t presign_key(uint64_t list_key, const tg_cache_crl_t *crl)
 {
     uint64_t h = 0xcbf29ce484222325ULL ^ list_key; /* FNV-1a */
-    uint8_t buf[8 + 8 + TG_CACHE_CRL_NUMBER_MAX];
-    memcpy(buf, &crl->this_update, 8);
     uint64_t n = crl->der.n;
-    memcpy(buf + 8, &n, 8);
-    memcpy(buf + 16, crl->crl_number, crl->crl_number_len);
-    for (size_t i = 0; i < 16 + (size_t)crl->crl_number_len; i++)
-        h = (h ^ buf[i]) * 0x100000001b3ULL;
+    h = fnv_mix(h, &crl->this_update, 8);
+    h = fnv_mix(h, &n, 8);
+    h = fnv_mix(h, crl->crl_number, crl->crl_number_len);
     return h != 0 ? h : 1;
 }
 
-/* The status of an active CA's certificate from the CRL held (read
- * transaction open on w->reader). Fills one and folds the CRL's times into
- * *v. Returns TG_OCSP_SUCCESSFUL, or TG_OCSP_TRY_LATER when no fresh CRL is
- * held. */
-static tg_ocsp_status_t from_crl(tg_worker_t *w, const tg_tl_ca_t *ca, const tg_certid_t *id,
-                                 time_t now, tg_ocsp_single_t *one, verdict_t *v,
-                                 tg_cache_crl_t *out_crl)
+/* A status for one CertID from the CA's own responder or from its CRL. */
+typedef struct {
+    tg_cert_status_t status;
+    time_t revocation_time;
+    int reason;
+    int64_t this_update, next_update, produced_at;
+    tg_slice_t der; /* upstream only: the answer as received */
+} cand_t;
+
+/* The fresh upstream answer for id: the one just fetched (inject), else the
+ * cached one (read transaction open). Returns 1 when there is one. */
+static int upstream_cand(tg_worker_t *w, const tg_certid_t *id, time_t now,
+                         const up_inject_t *inject, cand_t *out)
+{
+    if (inject != NULL && inject->res != NULL && inject->res->reason == NULL) {
+        const tg_ocsp_verify_result_t *r = &inject->res->v;
+        out->status = r->status;
+        out->revocation_time = r->revocation_time;
+        out->reason = r->revocation_reason;
+        out->this_update = r->this_update;
+        out->next_update = r->next_update;
+        out->produced_at = r->produced_at;
+        out->der = TG_SLICE(inject->res->der.data, inject->res->der.len);
+        return (int64_t)now < out->next_update;
+    }
+    tg_cache_ocsp_t rec;
+    if (w->reader == NULL || tg_cache_get_ocsp(w->reader, TG_CACHE_SRC_UPSTREAM, id, &rec) != 0 ||
+        rec.source != TG_CACHE_SRC_UPSTREAM || (int64_t)now >= rec.next_update ||
+        rec.this_update > (int64_t)now + TG_OCSP_MAX_SKEW_S)
+        return 0;
+    out->status = (tg_cert_status_t)rec.cert_status;
+    out->revocation_time = (time_t)rec.revocation_time;
+    out->reason = rec.reason >= 0 ? rec.reason : TG_CRL_REASON_NONE;
+    out->this_update = rec.this_update;
+    out->next_update = rec.next_update;
+    out->produced_at = rec.produced_at;
+    out->der = rec.der;
+    return 1;
+}
+
+/* The status of id from the CA's CRL (read transaction open). Returns 1
+ * with *out and *out_crl filled when a fresh CRL is held; 0 otherwise,
+ * with *out_stale set when the CRL held is past its nextUpdate. */
+static int crl_cand(tg_worker_t *w, const tg_tl_ca_t *ca, const tg_certid_t *id, time_t now,
+                    cand_t *out, tg_cache_crl_t *out_crl, int *out_stale)
 {
     tg_cache_crl_t crl;
+    *out_stale = 0;
     int rc = w->reader != NULL ? tg_cache_get_crl(w->reader, ca->sha256, &crl) : TG_ESTATE;
     if (rc != 0) {
         if (rc != TG_ENOTFOUND)
             TG_INC(w->metrics.cache_errors);
-        TG_INC(w->metrics.trylater_no_status);
-        return TG_OCSP_TRY_LATER;
+        return 0;
     }
     if ((int64_t)now >= crl.next_update) {
-        TG_INC(w->metrics.trylater_stale);
-        return TG_OCSP_TRY_LATER;
+        *out_stale = 1;
+        return 0;
     }
     tg_cache_revoked_t r;
     rc = tg_cache_get_revoked(w->reader, ca->sha256, id->serial, id->serial_len, &r);
+    memset(out, 0, sizeof(*out));
     if (rc == 0) {
-        one->status = TG_CERT_REVOKED;
-        one->revocation_time = (time_t)r.revocation_time;
-        one->reason = r.reason >= 0 ? r.reason : TG_CRL_REASON_NONE;
-        TG_INC(w->metrics.answers_crl_revoked);
+        out->status = TG_CERT_REVOKED;
+        out->revocation_time = (time_t)r.revocation_time;
+        out->reason = r.reason >= 0 ? r.reason : TG_CRL_REASON_NONE;
     } else if (rc == TG_ENOTFOUND) {
-        one->status = TG_CERT_GOOD;
-        TG_INC(w->metrics.answers_crl_good);
+        out->status = TG_CERT_GOOD;
+        out->reason = TG_CRL_REASON_NONE;
     } else {
         TG_INC(w->metrics.cache_errors);
+        return 0;
+    }
+    out->this_update = crl.this_update;
+    out->next_update = crl.next_update;
+    *out_crl = crl;
+    return 1;
+}
+
+/* The CA's own OCSP responder: the first http(s) OCSP ServiceSupplyPoint
+ * among its categories, or NULL. */
+static const char *ocsp_url_of(const tg_tl_ca_t *ca)
+{
+    for (size_t i = 0; i < ca->n_services; i++) {
+        const tg_tl_service_t *svc = ca->services[i];
+        for (size_t j = 0; j < svc->n_supply_points; j++) {
+            const tg_tl_supply_point_t *sp = &svc->supply_points[j];
+            if (sp->kind == TG_TL_SUPPLY_OCSP && sp->uri != NULL &&
+                (strncmp(sp->uri, "http://", 7) == 0 || strncmp(sp->uri, "https://", 8) == 0))
+                return sp->uri;
+        }
+    }
+    return NULL;
+}
+
+/* Decides an active CA's certificate (read transaction open). Without a
+ * fresh answer of the CA's own responder held, a lone CertID asks it first
+ * (once). Then the newer of the CA's answer and its CRL wins (equal: the
+ * CA's answer): the CA's answer is relayed as received in relay mode for a
+ * lone CertID, else its status is signed; with neither, tryLater. Returns
+ * TG_OCSP_SUCCESSFUL with *one filled (and *needs_signer), or with
+ * v->relay / v->need_upstream set; or TG_OCSP_TRY_LATER. */
+static tg_ocsp_status_t decide_active(tg_worker_t *w, const tg_gen_t *gen, int li,
+                                      const tg_tl_ca_t *ca, const tg_ocsp_req_t *req, size_t i,
+                                      time_t now, const up_inject_t *inject, tg_ocsp_single_t *one,
+                                      int *needs_signer, verdict_t *v)
+{
+    const tg_config_t *cfg = gen->cfgref->cfg;
+    const tg_certid_t *id = &req->certids[i];
+    cand_t up, cr;
+    tg_cache_crl_t crl;
+    int stale = 0;
+    int have_up = upstream_cand(w, id, now, i == 0 ? inject : NULL, &up);
+    int have_crl = crl_cand(w, ca, id, now, &cr, &crl, &stale);
+    uint64_t list_key = li >= 0 ? gen->list_key[li] : 0;
+    const cand_t *use = NULL;
+    const char *url = ocsp_url_of(ca);
+    int tried = inject != NULL && i == 0;
+    if (!have_up && url != NULL && req->n_certids == 1 && !tried && w->srv->upmgr != NULL) {
+        /* the CA's own answer first; its CRL is the fallback */
+        v->need_upstream = 1;
+        v->ca = ca;
+        v->ocsp_url = url;
+        return TG_OCSP_SUCCESSFUL;
+    }
+    if (have_up && (!have_crl || up.this_update >= cr.this_update)) {
+        use = &up;
+        if (req->n_certids == 1 && li >= 0 && cfg->trustlists[li].mode == TG_TL_MODE_RELAY) {
+            v->relay = 1;
+            v->relay_der = up.der;
+            v->this_update = up.this_update;
+            v->next_update = up.next_update;
+            v->produced_at = up.produced_at;
+            v->key = fnv_mix(0xcbf29ce484222325ULL, &up.this_update, 8) ^ (uint64_t)up.produced_at;
+            TG_INC(w->metrics.answers_upstream_relayed);
+            *needs_signer = 0;
+            return TG_OCSP_SUCCESSFUL;
+        }
+        TG_INC(w->metrics.answers_upstream_signed);
+        v->key = fnv_mix(fnv_mix(0xcbf29ce484222325ULL ^ list_key, &up.this_update, 8),
+                         &up.produced_at, 8);
+    } else if (have_crl) {
+        use = &cr;
+        if (cr.status == TG_CERT_REVOKED)
+            TG_INC(w->metrics.answers_crl_revoked);
+        else
+            TG_INC(w->metrics.answers_crl_good);
+        v->key = presign_key(list_key, &crl);
+    } else {
+        /* (a failed ask to the CA's responder is counted by the upstream
+         * manager) */
+        if (stale)
+            TG_INC(w->metrics.trylater_stale);
+        else
+            TG_INC(w->metrics.trylater_no_status);
         return TG_OCSP_TRY_LATER;
     }
-    one->this_update = (time_t)crl.this_update;
-    one->next_update = (time_t)crl.next_update;
-    if (v->this_update < crl.this_update)
-        v->this_update = crl.this_update;
-    if (v->next_update == 0 || v->next_update > crl.next_update)
-        v->next_update = crl.next_update;
-    *out_crl = crl;
+    one->status = use->status;
+    one->revocation_time = use->revocation_time;
+    one->reason = use->reason;
+    one->this_update = (time_t)use->this_update;
+    one->next_update = (time_t)use->next_update;
+    if (v->this_update < use->this_update)
+        v->this_update = use->this_update;
+    if (v->next_update == 0 || v->next_update > use->next_update)
+        v->next_update = use->next_update;
+    if (list_key == 0)
+        v->key = 0;
+    *needs_signer = 1;
     return TG_OCSP_SUCCESSFUL;
 }
 
 /* Decides every CertID of req under gen at time now, with a read
  * transaction open on w->reader. On success fills singles[], *out_signer
- * and *v and returns TG_OCSP_SUCCESSFUL; otherwise returns the unsigned
- * status to answer with (the whole request gets it: an unsigned answer
- * cannot differ per CertID). */
+ * (NULL when nothing is to be signed) and *v and returns
+ * TG_OCSP_SUCCESSFUL — or, with v->relay or v->need_upstream, asks the
+ * caller to relay or to fetch; otherwise returns the unsigned status to
+ * answer with (the whole request gets it: an unsigned answer cannot differ
+ * per CertID). */
 static tg_ocsp_status_t decide(tg_worker_t *w, const tg_gen_t *gen, const tg_ocsp_req_t *req,
-                               time_t now, tg_ocsp_single_t *singles,
+                               time_t now, const up_inject_t *inject, tg_ocsp_single_t *singles,
                                const tg_signer_t **out_signer, verdict_t *v)
 {
     const tg_config_t *cfg = gen->cfgref->cfg;
@@ -160,7 +309,6 @@ static tg_ocsp_status_t decide(tg_worker_t *w, const tg_gen_t *gen, const tg_ocs
     time_t valid = cfg->http_max_age_s > 60 ? cfg->http_max_age_s : 60;
     memset(v, 0, sizeof(*v));
     int li = -1;
-    tg_cache_crl_t crl;
 
     for (size_t i = 0; i < req->n_certids; i++) {
         const tg_certid_t *id = &req->certids[i];
@@ -172,13 +320,6 @@ static tg_ocsp_status_t decide(tg_worker_t *w, const tg_gen_t *gen, const tg_ocs
         li = cfg_list_index(cfg, ca->list_name);
         int si = li >= 0 ? gen->list_signer[li] : -1;
         const tg_signer_t *s = si >= 0 ? gen->cfgref->signers[si] : NULL;
-        if (s == NULL || (signer != NULL && s != signer)) {
-            /* no signer for this list, or CertIDs of lists with different
-             * signers in one request: one response has one signature */
-            TG_INC(w->metrics.unauthorized_no_signer);
-            return TG_OCSP_UNAUTHORIZED;
-        }
-        signer = s;
         time_t since = 0;
         tg_tl_status_t st = tg_tl_ca_status_at(ca, now, &since, NULL);
         tg_ocsp_single_t *one = &singles[i];
@@ -187,11 +328,15 @@ static tg_ocsp_status_t decide(tg_worker_t *w, const tg_gen_t *gen, const tg_ocs
         one->this_update = now;
         one->next_update = now + valid;
         one->reason = TG_CRL_REASON_NONE;
+        int needs_signer = 1;
         switch (st) {
         case TG_TL_ACTIVE: {
-            tg_ocsp_status_t r = from_crl(w, ca, id, now, one, v, &crl);
+            tg_ocsp_status_t r =
+                decide_active(w, gen, li, ca, req, i, now, inject, one, &needs_signer, v);
             if (r != TG_OCSP_SUCCESSFUL)
                 return r;
+            if (v->relay || v->need_upstream)
+                return TG_OCSP_SUCCESSFUL; /* a lone CertID: nothing to sign here */
             break;
         }
         case TG_TL_SUSPENDED:
@@ -211,12 +356,15 @@ static tg_ocsp_status_t decide(tg_worker_t *w, const tg_gen_t *gen, const tg_ocs
         case TG_TL_NOT_LISTED:
         default: TG_INC(w->metrics.unauthorized_not_listed); return TG_OCSP_UNAUTHORIZED;
         }
+        if (needs_signer && (s == NULL || (signer != NULL && s != signer))) {
+            /* no signer for this list, or CertIDs of lists with different
+             * signers in one request: one response has one signature */
+            TG_INC(w->metrics.unauthorized_no_signer);
+            return TG_OCSP_UNAUTHORIZED;
+        }
+        signer = s;
     }
-    if (req->n_certids == 1 && !req->has_nonce && !v->no_store && li >= 0 &&
-        gen->list_key[li] != 0) {
-        v->presign = 1;
-        v->key = presign_key(gen->list_key[li], &crl);
-    }
+    v->presign = req->n_certids == 1 && !req->has_nonce && !v->no_store && v->key != 0;
     *out_signer = signer;
     return TG_OCSP_SUCCESSFUL;
 }
@@ -314,7 +462,8 @@ static void presign_store(tg_worker_t *w, const sign_job_t *job)
     }
 }
 
-static void start_answer(tg_conn_t *c, tg_endpoint_t ep, tg_ocsp_req_t *req, int waiting);
+static void start_answer(tg_conn_t *c, tg_endpoint_t ep, tg_ocsp_req_t *req, int waiting,
+                         const up_inject_t *inject);
 
 /* Back on the worker loop. */
 static void sign_done(uv_work_t *work, int status)
@@ -336,7 +485,7 @@ static void sign_done(uv_work_t *work, int status)
         tg_ocsp_req_t req = job->req;
         tg_ocsp_req_init(&job->req);
         sign_job_free(job);
-        start_answer(c, ep, &req, 1);
+        start_answer(c, ep, &req, 1, NULL);
         return;
     }
     if (status != 0 || job->rc != 0) {
@@ -369,31 +518,125 @@ static int answer_presigned(tg_conn_t *c, tg_endpoint_t ep, const tg_ocsp_req_t 
     return 1;
 }
 
-/* Answers req (taken over: cleared or moved in every case) on c. Unsigned
- * and pre-signed answers go out at once; others are signed in the thread
- * pool. With `waiting`, c already waits for this answer (a re-decision)
- * and is released here when the answer is immediate. */
-static void start_answer(tg_conn_t *c, tg_endpoint_t ep, tg_ocsp_req_t *req, int waiting)
+/* Relays the CA's own answer as received (relay mode). */
+static void answer_relay(tg_conn_t *c, tg_endpoint_t ep, time_t now, const verdict_t *v)
+{
+    answer_signed(c, ep, now, v, v->produced_at, v->relay_der); /* copies the DER */
+}
+
+/* An ask to the CA's responder on behalf of a waiting connection. */
+typedef struct {
+    tg_conn_t *c;
+    tg_worker_t *w;
+    tg_endpoint_t ep;
+    tg_ocsp_req_t req;
+} up_wait_t;
+
+/* Back on the worker loop with the upstream result: decide again with it. */
+static void on_upstream(void *arg, tg_up_result_t *res, int canceled)
+{
+    up_wait_t *uw = arg;
+    if (canceled) { /* the worker is gone; nothing to answer */
+        tg_ocsp_req_clear(&uw->req);
+        free(uw);
+        return;
+    }
+    tg_conn_t *c = uw->c;
+    tg_worker_t *w = uw->w;
+    tg_ocsp_req_t req = uw->req;
+    tg_endpoint_t ep = uw->ep;
+    free(uw);
+    if (tg_conn_is_closing(c)) {
+        tg_ocsp_req_clear(&req);
+        tg_conn_async_end(c);
+    } else {
+        tg_worker_refresh(w);
+        up_inject_t inject = {.res = res};
+        start_answer(c, ep, &req, 1, &inject);
+    }
+    tg_worker_await_end(w); /* last: may close the worker's mail handle */
+}
+
+/* Asks the CA's responder for req's lone CertID; the connection waits.
+ * Returns 1 when the ask is under way (req taken), 0 when it could not be
+ * made (req untouched). */
+static int ask_upstream(tg_conn_t *c, tg_endpoint_t ep, tg_ocsp_req_t *req, int waiting,
+                        const verdict_t *v)
+{
+    tg_worker_t *w = c->w;
+    up_wait_t *uw = calloc(1, sizeof(*uw));
+    if (uw == NULL)
+        return 0;
+    uw->c = c;
+    uw->w = w;
+    uw->ep = ep;
+    uw->req = *req;
+    tg_up_ask_t ask = {.id = &uw->req.certids[0],
+                       .url = v->ocsp_url,
+                       .issuer = v->ca->certs[0],
+                       .timeout_ms = (long)w->cfg->upstream_timeout_ms};
+    tg_worker_await_begin(w);
+    if (tg_upmgr_ask(w->srv->upmgr, w, &ask, on_upstream, uw) != 0) {
+        tg_worker_await_end(w);
+        free(uw);
+        return 0;
+    }
+    TG_INC(w->metrics.upstream_asks);
+    tg_ocsp_req_init(req);
+    if (!waiting)
+        tg_conn_async_begin(c);
+    return 1;
+}
+
+/* Answers req (taken over: cleared or moved in every case) on c. Unsigned,
+ * relayed and pre-signed answers go out at once; an answer that needs the
+ * CA's responder waits for it; others are signed in the thread pool. With
+ * `waiting`, c already waits for this answer (a re-decision) and is
+ * released here when the answer is immediate. inject: what an upstream ask
+ * for this request brought (NULL: none was made). */
+static void start_answer(tg_conn_t *c, tg_endpoint_t ep, tg_ocsp_req_t *req, int waiting,
+                         const up_inject_t *inject)
 {
     tg_worker_t *w = c->w;
     time_t now = time(NULL);
     const tg_signer_t *signer = NULL;
     verdict_t v = {0};
     tg_ocsp_single_t *singles = calloc(req->n_certids, sizeof(*singles));
-    /* one short read transaction for the decision and the pre-signed copy */
+    /* one short read transaction for the decision and the copy of a stored
+     * answer */
     int rd_open = w->reader != NULL && tg_cache_rd_begin(w->reader) == 0;
-    tg_ocsp_status_t st = singles == NULL ? TG_OCSP_INTERNAL_ERROR
-                                          : decide(w, w->gen, req, now, singles, &signer, &v);
-    if (st == TG_OCSP_SUCCESSFUL && v.presign && rd_open && answer_presigned(c, ep, req, now, &v)) {
+    tg_ocsp_status_t st = singles == NULL
+                              ? TG_OCSP_INTERNAL_ERROR
+                              : decide(w, w->gen, req, now, inject, singles, &signer, &v);
+    int done = 0;
+    if (st == TG_OCSP_SUCCESSFUL && v.relay) {
+        answer_relay(c, ep, now, &v);
+        done = 1;
+    } else if (st == TG_OCSP_SUCCESSFUL && v.presign && rd_open &&
+               answer_presigned(c, ep, req, now, &v)) {
+        done = 1;
+    }
+    if (rd_open)
         tg_cache_rd_end(w->reader);
+    if (st == TG_OCSP_SUCCESSFUL && v.need_upstream) {
+        free(singles);
+        if (ask_upstream(c, ep, req, waiting, &v))
+            return;
+        /* could not ask: decide as if the ask had failed */
+        tg_up_result_t none = {.reason = "internal_error"};
+        up_inject_t failed = {.res = &none};
+        if (!waiting)
+            tg_conn_async_begin(c);
+        start_answer(c, ep, req, 1, &failed);
+        return;
+    }
+    if (done) {
         free(singles);
         tg_ocsp_req_clear(req);
         if (waiting)
             tg_conn_async_end(c);
         return;
     }
-    if (rd_open)
-        tg_cache_rd_end(w->reader);
     if (st == TG_OCSP_SUCCESSFUL && w->sign_inflight >= MAX_SIGN_INFLIGHT) {
         TG_INC(w->metrics.sign_shed);
         st = TG_OCSP_TRY_LATER;
@@ -446,5 +689,5 @@ void tg_ocsp_answer(tg_conn_t *c, tg_endpoint_t ep, const uint8_t *der, size_t l
         return;
     }
     TG_ADD(w->metrics.ocsp_certids, req.n_certids);
-    start_answer(c, ep, &req, 0);
+    start_answer(c, ep, &req, 0, NULL);
 }

@@ -83,13 +83,16 @@ typedef struct {
     tg_counter_t unauthorized_no_signer;  /* the list has no signer for the answer */
     tg_counter_t rejections_suspended;
     tg_counter_t rejections_terminated;
-    tg_counter_t answers_crl_good;    /* from a fresh CRL */
-    tg_counter_t answers_crl_revoked; /* on a fresh CRL */
-    tg_counter_t trylater_no_status;  /* active CA, no CRL held */
-    tg_counter_t trylater_stale;      /* active CA, CRL past its nextUpdate */
-    tg_counter_t cache_errors;        /* LMDB reads that failed */
-    tg_counter_t presign_hits;        /* answered from a pre-signed answer */
-    tg_counter_t presign_misses;      /* signed because none matched */
+    tg_counter_t answers_crl_good;         /* from a fresh CRL */
+    tg_counter_t answers_crl_revoked;      /* on a fresh CRL */
+    tg_counter_t trylater_no_status;       /* active CA, no CRL held */
+    tg_counter_t trylater_stale;           /* active CA, CRL past its nextUpdate */
+    tg_counter_t cache_errors;             /* LMDB reads that failed */
+    tg_counter_t answers_upstream_relayed; /* the CA's own answer, as received */
+    tg_counter_t answers_upstream_signed;  /* its status, signed by us */
+    tg_counter_t upstream_asks;            /* asks sent to the upstream manager */
+    tg_counter_t presign_hits;             /* answered from a pre-signed answer */
+    tg_counter_t presign_misses;           /* signed because none matched */
     tg_counter_t presign_stored;
     tg_counter_t presign_store_failed; /* cache write queue full or closing */
     tg_counter_t answers_redecided;    /* signed under a replaced generation */
@@ -220,7 +223,14 @@ struct tg_worker {
     char date[TG_HTTP_DATE_LEN + 1];
     uint64_t date_sec; /* wall second that date shows */
 
-    size_t sign_inflight;      /* signing jobs of this worker in the thread pool */
+    size_t sign_inflight; /* signing jobs of this worker in the thread pool */
+    /* mail from other threads (tg_worker_post): the handle stays open, and
+     * keeps the loop alive, while answers are awaited from upstream */
+    uv_async_t mail;
+    pthread_mutex_t mail_lock;
+    struct tg_mail *mail_head, *mail_tail;
+    int mail_open;             /* under mail_lock: posts are accepted */
+    size_t up_waiting;         /* answers awaited from upstream (loop thread) */
     tg_cache_reader_t *reader; /* this worker's cache reader (NULL: none) */
     tg_buf_t access_buf;
     tg_metrics_t metrics;
@@ -252,10 +262,11 @@ struct tg_server {
     int main_closed;            /* the main loop's handles are closing */
     int stopping;
 
-    tg_tlmgr_t *tlmgr;   /* trust lists (tlmgr.c) */
-    tg_cache_t *cache;   /* the LMDB status store, open for the server's life */
-    tg_crlmgr_t *crlmgr; /* CRL fetching and ingestion (crlmgr.c) */
-    uv_pipe_t admin;     /* admin socket (admin.c) */
+    tg_tlmgr_t *tlmgr;      /* trust lists (tlmgr.c) */
+    tg_cache_t *cache;      /* the LMDB status store, open for the server's life */
+    tg_crlmgr_t *crlmgr;    /* CRL fetching and ingestion (crlmgr.c) */
+    struct tg_upmgr *upmgr; /* upstream OCSP (upmgr.c) */
+    uv_pipe_t admin;        /* admin socket (admin.c) */
     struct admin_client *admin_clients;
     int admin_fd; /* bound by tg_server_new; -1 once the handle owns it */
     int admin_open;
@@ -308,6 +319,15 @@ void tg_worker_conn_gone(tg_worker_t *w);
  * last looked: one atomic load when nothing changed (every request). */
 void tg_worker_refresh(tg_worker_t *w);
 void tg_worker_access_log(tg_worker_t *w, tg_buf_t *line);
+/* Runs fn(arg, 0) on w's loop soon (FIFO); any thread. When w no longer
+ * takes mail (stopped), fn(arg, 1) runs at once on the calling thread: fn
+ * must then only release what arg owns. */
+void tg_worker_post(tg_worker_t *w, void (*fn)(void *arg, int canceled), void *arg);
+/* The loop thread counts the answers it awaits from other threads: while
+ * any is awaited the worker's loop stays up (and keeps taking mail) even
+ * when stopping. */
+void tg_worker_await_begin(tg_worker_t *w);
+void tg_worker_await_end(tg_worker_t *w);
 
 /* conn.c */
 void tg_conn_accept(tg_worker_t *w, uv_stream_t *listener);

@@ -1,4 +1,5 @@
 #include "responder/responder_internal.h"
+#include "responder/upmgr.h"
 
 #include "common/log.h"
 
@@ -140,6 +141,7 @@ int tg_server_new(tg_config_t *cfg, const char *config_path, tg_server_t **out_s
         w->srv = srv;
         w->n_listeners = cfg->n_listen;
         pthread_mutex_init(&w->wake_lock, NULL);
+        pthread_mutex_init(&w->mail_lock, NULL);
         for (size_t j = 0; j < TG_CONFIG_MAX_LISTEN; j++)
             w->listen_fds[j] = -1;
     }
@@ -160,6 +162,9 @@ int tg_server_new(tg_config_t *cfg, const char *config_path, tg_server_t **out_s
         goto fail;
     }
     rc = tg_crlmgr_new(srv->cache, &srv->crlmgr);
+    if (rc != 0)
+        goto fail;
+    rc = tg_upmgr_new(srv->cache, &srv->upmgr);
     if (rc != 0)
         goto fail;
     if (cfg->admin_socket != NULL) {
@@ -198,9 +203,11 @@ void tg_server_free(tg_server_t *srv)
         tg_gen_unref(w->gen);
         tg_buf_free(&w->access_buf);
         pthread_mutex_destroy(&w->wake_lock);
+        pthread_mutex_destroy(&w->mail_lock);
     }
     free(srv->workers);
     tg_tlmgr_free(srv->tlmgr);
+    tg_upmgr_free(srv->upmgr); /* after the workers: asks in flight end canceled */
     tg_crlmgr_free(srv->crlmgr);
     tg_cache_close(srv->cache); /* finishes queued writes */
     tg_gen_unref(srv->gen);

@@ -3,6 +3,7 @@
 #include "common/log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -10,6 +11,80 @@
 #define ACCESS_FLUSH_BYTES 32768
 
 static void close_wake_if_done(tg_worker_t *w);
+
+struct tg_mail {
+    struct tg_mail *next;
+    void (*fn)(void *arg, int canceled);
+    void *arg;
+};
+
+static void on_mail(uv_async_t *a)
+{
+    tg_worker_t *w = a->data;
+    pthread_mutex_lock(&w->mail_lock);
+    struct tg_mail *m = w->mail_head;
+    w->mail_head = w->mail_tail = NULL;
+    pthread_mutex_unlock(&w->mail_lock);
+    while (m != NULL) {
+        struct tg_mail *next = m->next;
+        m->fn(m->arg, 0);
+        free(m);
+        m = next;
+    }
+}
+
+void tg_worker_post(tg_worker_t *w, void (*fn)(void *arg, int canceled), void *arg)
+{
+    struct tg_mail *m = malloc(sizeof(*m));
+    pthread_mutex_lock(&w->mail_lock);
+    if (m == NULL || !w->mail_open) {
+        pthread_mutex_unlock(&w->mail_lock);
+        free(m);
+        if (m == NULL)
+            tg_error("worker %d: out of memory posting mail; an answer is dropped", w->id);
+        fn(arg, 1);
+        return;
+    }
+    m->next = NULL;
+    m->fn = fn;
+    m->arg = arg;
+    if (w->mail_tail != NULL)
+        w->mail_tail->next = m;
+    else
+        w->mail_head = m;
+    w->mail_tail = m;
+    uv_async_send(&w->mail); /* under the lock: the handle is open */
+    pthread_mutex_unlock(&w->mail_lock);
+}
+
+/* Closes the mail handle once the worker stops and awaits nothing. */
+static void close_mail_if_done(tg_worker_t *w)
+{
+    if (!w->wake_closed || w->up_waiting > 0)
+        return;
+    pthread_mutex_lock(&w->mail_lock);
+    int open = w->mail_open;
+    w->mail_open = 0;
+    pthread_mutex_unlock(&w->mail_lock);
+    if (open) {
+        on_mail(&w->mail); /* posted before the close: delivered, not lost */
+        uv_close((uv_handle_t *)&w->mail, NULL);
+    }
+}
+
+void tg_worker_await_begin(tg_worker_t *w)
+{
+    if (w->up_waiting++ == 0)
+        uv_ref((uv_handle_t *)&w->mail);
+}
+
+void tg_worker_await_end(tg_worker_t *w)
+{
+    if (--w->up_waiting == 0) {
+        uv_unref((uv_handle_t *)&w->mail);
+        close_mail_if_done(w);
+    }
+}
 
 static void on_connection(uv_stream_t *listener, int status)
 {
@@ -96,6 +171,7 @@ static void close_wake_if_done(tg_worker_t *w)
     w->wake_closed = 1;
     pthread_mutex_unlock(&w->wake_lock);
     uv_close((uv_handle_t *)&w->wake, NULL);
+    close_mail_if_done(w);
 }
 
 void tg_worker_conn_gone(tg_worker_t *w)
@@ -140,6 +216,12 @@ int tg_worker_start(tg_worker_t *w)
     }
     uv_async_init(&w->loop, &w->wake, on_wake);
     w->wake.data = w;
+    uv_async_init(&w->loop, &w->mail, on_mail);
+    w->mail.data = w;
+    uv_unref((uv_handle_t *)&w->mail); /* only awaited answers keep the loop up */
+    pthread_mutex_lock(&w->mail_lock);
+    w->mail_open = 1;
+    pthread_mutex_unlock(&w->mail_lock);
     uv_timer_init(&w->loop, &w->tick);
     w->tick.data = w;
     uv_timer_start(&w->tick, on_tick, 1000, 1000);
@@ -174,6 +256,7 @@ fail:
     stop_listening(w);
     w->wake_closed = 1;
     uv_close((uv_handle_t *)&w->wake, NULL);
+    close_mail_if_done(w);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     (void)uv_loop_close(&w->loop);
     tg_cache_reader_free(w->reader);

@@ -1427,7 +1427,7 @@ Test(cache, schema_change_empties_caches_keeps_trustlists)
      * it, nothing is dropped. */
     uint8_t bad_ca[32];
     fill_ca(bad_ca, 0x77);
-    poke_env(2, 1);
+    poke_env(3, 1);
     cr_assert_eq(tg_cache_open(env_path(), 16, &c), 0);
     tg_cache_stats_t st;
     cr_assert_eq(tg_cache_stats(c, &st), 0);

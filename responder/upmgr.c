@@ -1,0 +1,555 @@
+/* The upstream OCSP manager: see upmgr.h.
+ *
+ * Threads: asks arrive from worker loops through tg_fetcher_call; flights,
+ * upstreams and the single-flight table belong to the fetcher thread;
+ * results go back to each asking worker with tg_worker_post. m->mu guards
+ * the upstream list and the fields /metrics reads. */
+#include "responder/upmgr.h"
+
+#include "common/log.h"
+#include "fetch/fetch.h"
+#include "pki/certid.h"
+#include "responder/responder_internal.h"
+
+#include <openssl/bn.h>
+#include <openssl/ocsp.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BUCKETS 1024 /* single-flight hash table */
+#define KEY_MAX (1 + 2 * TG_HASH_MAX_LEN + TG_SERIAL_MAX_LEN)
+
+/* Results of an upstream round, for metrics. "ok" first. */
+static const char *const result_names[] = {
+    "ok",
+    "breaker_open",
+    "overloaded",
+    "canceled",
+    "timeout",
+    "connect",
+    "dns",
+    "tls",
+    "protocol",
+    "too_big",
+    "http_status",
+    "upstream_status",
+    "no_next_update",
+    "malformed",
+    "unauthorized_signer",
+    "bad_signature",
+    "bad_produced_at",
+    "critical_extension",
+    "nonce_mismatch",
+    "certid_mismatch",
+    "duplicate_single",
+    "not_yet_valid",
+    "expired",
+    "internal_error",
+    "other",
+};
+#define N_RESULTS (sizeof(result_names) / sizeof(result_names[0]))
+
+/* Upstream latency histogram bounds, milliseconds. */
+static const unsigned latency_ms[] = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
+#define N_LATENCY (sizeof(latency_ms) / sizeof(latency_ms[0]))
+
+typedef struct waiter {
+    struct waiter *next;
+    tg_worker_t *w;
+    tg_up_done_cb cb;
+    void *arg;
+    tg_up_result_t res;
+} waiter_t;
+
+typedef struct flight flight_t;
+
+typedef struct upstream {
+    struct upstream *next;
+    char *url;
+    unsigned inflight;
+    flight_t *qhead, *qtail; /* waiting for a slot */
+    unsigned failures;       /* in a row */
+    int64_t open_until_ms;   /* breaker open until (monotonic ms) */
+    /* read by /metrics under m->mu */
+    int breaker_open;
+    uint64_t requests;
+} upstream_t;
+
+struct flight {
+    flight_t *hnext; /* hash chain */
+    flight_t *qnext; /* upstream queue */
+    tg_upmgr_t *m;
+    uint8_t key[KEY_MAX];
+    size_t key_len;
+    size_t bucket;
+    tg_certid_t id;
+    X509 *issuer;
+    long timeout_ms;
+    upstream_t *up;
+    waiter_t *waiters;
+    uint64_t t0_ms;
+};
+
+typedef struct {
+    tg_upmgr_t *m;
+    waiter_t *waiter;
+    tg_certid_t id;
+    char *url;
+    X509 *issuer;
+    long timeout_ms;
+} ask_msg_t;
+
+struct tg_upmgr {
+    tg_cache_t *cache;
+    tg_fetcher_t *fetcher;
+    flight_t *table[BUCKETS];
+    size_t waiting; /* waiters on all flights (fetcher thread) */
+    pthread_mutex_t mu;
+    upstream_t *upstreams;
+    _Atomic int stopping;
+    _Atomic uint64_t results[N_RESULTS];
+    _Atomic uint64_t joins;
+    _Atomic uint64_t latency[N_LATENCY + 1];
+    _Atomic uint64_t latency_sum_ms;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+static void count(tg_upmgr_t *m, const char *result)
+{
+    size_t i = 0;
+    while (i < N_RESULTS && strcmp(result_names[i], result) != 0)
+        i++;
+    if (i == N_RESULTS)
+        i = N_RESULTS - 1; /* "other" */
+    atomic_fetch_add_explicit(&m->results[i], 1, memory_order_relaxed);
+}
+
+static size_t key_of(const tg_certid_t *id, uint8_t *key)
+{
+    size_t n = 0;
+    key[n++] = (uint8_t)id->alg;
+    memcpy(key + n, id->name_hash, id->hash_len);
+    n += id->hash_len;
+    memcpy(key + n, id->key_hash, id->hash_len);
+    n += id->hash_len;
+    memcpy(key + n, id->serial, id->serial_len);
+    return n + id->serial_len;
+}
+
+static size_t bucket_of(const uint8_t *key, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ key[i]) * 0x100000001b3ULL;
+    return (size_t)(h % BUCKETS);
+}
+
+/* ---- delivering results ------------------------------------------------- */
+
+static void deliver(void *arg, int canceled)
+{
+    waiter_t *wt = arg;
+    wt->cb(wt->arg, &wt->res, canceled);
+    tg_buf_free(&wt->res.der);
+    free(wt);
+}
+
+/* Ends a flight: every waiter gets the result (its own copy of the DER). */
+static void complete(flight_t *f, const char *reason, const uint8_t *der, size_t len,
+                     const tg_ocsp_verify_result_t *v)
+{
+    tg_upmgr_t *m = f->m;
+    for (flight_t **pp = &m->table[f->bucket]; *pp != NULL; pp = &(*pp)->hnext) {
+        if (*pp == f) {
+            *pp = f->hnext;
+            break;
+        }
+    }
+    for (waiter_t *wt = f->waiters, *next; wt != NULL; wt = next) {
+        next = wt->next;
+        m->waiting--;
+        wt->res.reason = reason;
+        if (reason == NULL) {
+            wt->res.v = *v;
+            if (tg_buf_append(&wt->res.der, der, len) != 0)
+                wt->res.reason = "internal_error";
+        }
+        tg_worker_post(wt->w, deliver, wt);
+    }
+    X509_free(f->issuer);
+    free(f);
+}
+
+/* ---- the upstream request ------------------------------------------------ */
+
+/* The DER OCSPRequest for id (no nonce: the answer is shared and cached,
+ * RFC 5019), built with OpenSSL from the CA certificate; the CertID must
+ * come out as the client's. */
+static int build_request(const tg_certid_t *id, X509 *issuer, tg_buf_t *out)
+{
+    const EVP_MD *md = tg_pki_hash_md(id->alg);
+    BIGNUM *bn = BN_bin2bn(id->serial, (int)id->serial_len, NULL);
+    ASN1_INTEGER *serial = bn != NULL ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
+    OCSP_REQUEST *req = OCSP_REQUEST_new();
+    OCSP_CERTID *cid = md != NULL && serial != NULL
+                           ? OCSP_cert_id_new(md, X509_get_subject_name(issuer),
+                                              X509_get0_pubkey_bitstr(issuer), serial)
+                           : NULL;
+    int rc = TG_ECRYPTO;
+    if (req != NULL && cid != NULL && OCSP_request_add0_id(req, cid) != NULL) {
+        cid = NULL; /* the request owns it */
+        unsigned char *p = NULL;
+        int n = i2d_OCSP_REQUEST(req, &p);
+        if (n > 0)
+            rc = tg_buf_append(out, p, (size_t)n);
+        OPENSSL_free(p);
+    }
+    if (rc != 0)
+        tg_log_openssl("building an upstream OCSP request");
+    OCSP_CERTID_free(cid);
+    OCSP_REQUEST_free(req);
+    ASN1_INTEGER_free(serial);
+    BN_free(bn);
+    return rc;
+}
+
+static void start_flight(flight_t *f);
+
+/* Starts queued flights while the upstream has room. */
+static void drain_queue(upstream_t *up)
+{
+    while (up->qhead != NULL && up->inflight < TG_UP_MAX_INFLIGHT) {
+        flight_t *f = up->qhead;
+        up->qhead = f->qnext;
+        if (up->qhead == NULL)
+            up->qtail = NULL;
+        start_flight(f);
+    }
+}
+
+static void record_outcome(tg_upmgr_t *m, upstream_t *up, int ok)
+{
+    pthread_mutex_lock(&m->mu);
+    if (ok) {
+        if (up->breaker_open)
+            tg_info("upstream %s: answering again; breaker closed", up->url);
+        up->failures = 0;
+        up->breaker_open = 0;
+    } else if (++up->failures >= TG_UP_BREAKER_FAILS) {
+        if (!up->breaker_open)
+            tg_warn("upstream %s: %u failures in a row; not asked for %d s (breaker open)", up->url,
+                    up->failures, TG_UP_BREAKER_OPEN_S);
+        up->breaker_open = 1;
+        up->open_until_ms = (int64_t)now_ms() + TG_UP_BREAKER_OPEN_S * 1000;
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+static void on_fetched(void *arg, tg_fetch_res_t *res)
+{
+    flight_t *f = arg;
+    tg_upmgr_t *m = f->m;
+    upstream_t *up = f->up;
+    up->inflight--;
+    uint64_t ms = now_ms() - f->t0_ms;
+    size_t b = 0;
+    while (b < N_LATENCY && ms > latency_ms[b])
+        b++;
+    atomic_fetch_add_explicit(&m->latency[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->latency_sum_ms, ms, memory_order_relaxed);
+
+    const char *reason = NULL;
+    tg_ocsp_verify_result_t v;
+    memset(&v, 0, sizeof(v));
+    if (res->rc != 0) {
+        reason = res->reason != NULL ? res->reason : "other";
+    } else if (res->http_status != 200) {
+        reason = "http_status";
+    } else {
+        tg_ocsp_verify_opts_t opts = {
+            .issuer = f->issuer, .certid = &f->id, .allow_missing_nonce = 1, .now = time(NULL)};
+        int rc = tg_ocsp_verify_response(res->body.data, res->body.len, &opts, &v);
+        if (rc != 0)
+            reason = v.error != NULL ? v.error : "internal_error";
+        else if (v.next_update == 0)
+            reason = "no_next_update"; /* nothing to cache it by, nor to relay */
+        if (reason != NULL && strcmp(reason, "not_successful") == 0)
+            reason = "upstream_status";
+    }
+    int canceled = reason != NULL && strcmp(reason, "canceled") == 0;
+    count(m, reason != NULL ? reason : "ok");
+    if (!canceled)
+        record_outcome(m, up, reason == NULL);
+    if (reason == NULL) {
+        tg_cache_ocsp_t rec = {.this_update = v.this_update,
+                               .next_update = v.next_update,
+                               .produced_at = v.produced_at,
+                               .source = TG_CACHE_SRC_UPSTREAM,
+                               .der = TG_SLICE(res->body.data, res->body.len)};
+        int rc = tg_cache_put_ocsp(m->cache, &f->id, &rec, NULL, NULL);
+        if (rc != 0)
+            tg_warn("upstream %s: answer not cached (%s); it is still used once", up->url,
+                    tg_strerror(rc));
+    } else if (!canceled) {
+        tg_info("upstream %s: no usable answer (%s%s%s)", up->url, reason, res->err[0] ? ": " : "",
+                res->err);
+    }
+    complete(f, reason, res->body.data, res->body.len, &v);
+    if (!atomic_load(&m->stopping))
+        drain_queue(up);
+}
+
+static void start_flight(flight_t *f)
+{
+    tg_upmgr_t *m = f->m;
+    upstream_t *up = f->up;
+    tg_buf_t body;
+    tg_buf_init(&body);
+    int rc = build_request(&f->id, f->issuer, &body);
+    if (rc == 0) {
+        tg_fetch_req_t req = {.url = up->url,
+                              .method = "POST",
+                              .body = TG_SLICE(body.data, body.len),
+                              .content_type = "application/ocsp-request",
+                              .accept = "application/ocsp-response",
+                              .max_bytes = TG_UP_MAX_BYTES,
+                              .timeout_ms = f->timeout_ms};
+        f->t0_ms = now_ms();
+        rc = tg_fetch_start(m->fetcher, &req, on_fetched, f);
+    }
+    tg_buf_free(&body);
+    if (rc != 0) {
+        count(m, "internal_error");
+        complete(f, "internal_error", NULL, 0, NULL);
+        return;
+    }
+    up->inflight++;
+    pthread_mutex_lock(&m->mu);
+    up->requests++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+static upstream_t *upstream_of(tg_upmgr_t *m, const char *url)
+{
+    for (upstream_t *up = m->upstreams; up != NULL; up = up->next) {
+        if (strcmp(up->url, url) == 0)
+            return up;
+    }
+    upstream_t *up = calloc(1, sizeof(*up));
+    if (up == NULL || (up->url = strdup(url)) == NULL) {
+        free(up);
+        return NULL;
+    }
+    pthread_mutex_lock(&m->mu);
+    up->next = m->upstreams;
+    m->upstreams = up;
+    pthread_mutex_unlock(&m->mu);
+    return up;
+}
+
+static void on_ask(void *arg, int canceled)
+{
+    ask_msg_t *a = arg;
+    tg_upmgr_t *m = a->m;
+    waiter_t *wt = a->waiter;
+    const char *fail = NULL;
+    if (canceled || atomic_load(&m->stopping))
+        fail = "canceled";
+    else if (m->waiting >= TG_UP_MAX_WAITING)
+        fail = "overloaded";
+    uint8_t key[KEY_MAX];
+    size_t n = key_of(&a->id, key);
+    size_t b = bucket_of(key, n);
+    flight_t *f = NULL;
+    if (fail == NULL) {
+        for (f = m->table[b]; f != NULL; f = f->hnext) {
+            if (f->key_len == n && memcmp(f->key, key, n) == 0)
+                break;
+        }
+    }
+    if (f != NULL) { /* single flight: wait for the one in the air */
+        atomic_fetch_add_explicit(&m->joins, 1, memory_order_relaxed);
+        wt->next = f->waiters;
+        f->waiters = wt;
+        m->waiting++;
+        goto out;
+    }
+    upstream_t *up = fail == NULL ? upstream_of(m, a->url) : NULL;
+    if (fail == NULL && up == NULL)
+        fail = "internal_error";
+    if (fail == NULL && up->breaker_open) {
+        /* open: fail fast; once the time is up, one probe at a time */
+        if ((int64_t)now_ms() < up->open_until_ms || up->inflight > 0)
+            fail = "breaker_open";
+    }
+    if (fail == NULL && (f = calloc(1, sizeof(*f))) == NULL)
+        fail = "internal_error";
+    if (fail != NULL) {
+        count(m, fail);
+        wt->res.reason = fail;
+        tg_worker_post(wt->w, deliver, wt);
+        goto out;
+    }
+    f->m = m;
+    memcpy(f->key, key, n);
+    f->key_len = n;
+    f->bucket = b;
+    f->id = a->id;
+    f->issuer = a->issuer;
+    a->issuer = NULL;
+    f->timeout_ms = a->timeout_ms;
+    f->up = up;
+    f->waiters = wt;
+    m->waiting++;
+    f->hnext = m->table[b];
+    m->table[b] = f;
+    if (up->inflight < TG_UP_MAX_INFLIGHT) {
+        start_flight(f);
+    } else {
+        if (up->qtail != NULL)
+            up->qtail->qnext = f;
+        else
+            up->qhead = f;
+        up->qtail = f;
+    }
+out:
+    X509_free(a->issuer);
+    free(a->url);
+    free(a);
+}
+
+/* ---- public ------------------------------------------------------------------ */
+
+int tg_upmgr_new(tg_cache_t *cache, tg_upmgr_t **out_mgr)
+{
+    tg_upmgr_t *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return TG_ENOMEM;
+    m->cache = cache;
+    pthread_mutex_init(&m->mu, NULL);
+    int rc = tg_fetcher_new(&m->fetcher);
+    if (rc != 0) {
+        tg_error("upstream: cannot start the fetcher (%s)", tg_strerror(rc));
+        pthread_mutex_destroy(&m->mu);
+        free(m);
+        return rc;
+    }
+    *out_mgr = m;
+    return 0;
+}
+
+int tg_upmgr_ask(tg_upmgr_t *mgr, tg_worker_t *w, const tg_up_ask_t *ask, tg_up_done_cb cb,
+                 void *arg)
+{
+    ask_msg_t *a = calloc(1, sizeof(*a));
+    waiter_t *wt = calloc(1, sizeof(*wt));
+    char *url = strdup(ask->url);
+    if (a == NULL || wt == NULL || url == NULL) {
+        free(a);
+        free(wt);
+        free(url);
+        return TG_ENOMEM;
+    }
+    wt->w = w;
+    wt->cb = cb;
+    wt->arg = arg;
+    tg_buf_init(&wt->res.der);
+    a->m = mgr;
+    a->waiter = wt;
+    a->id = *ask->id;
+    a->url = url;
+    X509_up_ref(ask->issuer);
+    a->issuer = ask->issuer;
+    a->timeout_ms = ask->timeout_ms;
+    int rc = tg_fetcher_call(mgr->fetcher, on_ask, a);
+    if (rc != 0) {
+        X509_free(a->issuer);
+        free(a->url);
+        free(a);
+        free(wt);
+    }
+    return rc;
+}
+
+int tg_upmgr_render_metrics(tg_upmgr_t *mgr, tg_buf_t *out)
+{
+    int rc = tg_buf_append_str(out, "# HELP trustgate_upstream_requests_total Upstream OCSP "
+                                    "asks by result (ok, failures, refused answers by reason).\n"
+                                    "# TYPE trustgate_upstream_requests_total counter\n");
+    for (size_t i = 0; i < N_RESULTS; i++)
+        rc |= tg_buf_printf(
+            out, "trustgate_upstream_requests_total{result=\"%s\"} %llu\n", result_names[i],
+            (unsigned long long)atomic_load_explicit(&mgr->results[i], memory_order_relaxed));
+    rc |= tg_buf_printf(out,
+                        "# HELP trustgate_upstream_single_flight_joins_total Asks that waited "
+                        "for a request already in the air for the same CertID.\n"
+                        "# TYPE trustgate_upstream_single_flight_joins_total counter\n"
+                        "trustgate_upstream_single_flight_joins_total %llu\n",
+                        (unsigned long long)atomic_load(&mgr->joins));
+    rc |= tg_buf_append_str(out, "# HELP trustgate_upstream_latency_seconds Upstream OCSP "
+                                 "request durations.\n"
+                                 "# TYPE trustgate_upstream_latency_seconds histogram\n");
+    uint64_t cum = 0;
+    for (size_t i = 0; i <= N_LATENCY; i++) {
+        cum += atomic_load_explicit(&mgr->latency[i], memory_order_relaxed);
+        if (i < N_LATENCY)
+            rc |= tg_buf_printf(out, "trustgate_upstream_latency_seconds_bucket{le=\"%g\"} %llu\n",
+                                latency_ms[i] / 1000.0, (unsigned long long)cum);
+        else
+            rc |=
+                tg_buf_printf(out, "trustgate_upstream_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
+                              (unsigned long long)cum);
+    }
+    rc |=
+        tg_buf_printf(out,
+                      "trustgate_upstream_latency_seconds_sum %.3f\n"
+                      "trustgate_upstream_latency_seconds_count %llu\n",
+                      (double)atomic_load(&mgr->latency_sum_ms) / 1000.0, (unsigned long long)cum);
+    rc |= tg_buf_append_str(out, "# HELP trustgate_upstream_breaker_open 1 while the circuit "
+                                 "breaker of an upstream responder is open.\n"
+                                 "# TYPE trustgate_upstream_breaker_open gauge\n");
+    pthread_mutex_lock(&mgr->mu);
+    for (upstream_t *up = mgr->upstreams; up != NULL; up = up->next) {
+        /* a label value: no quote, backslash or line break from a list */
+        char url[256];
+        size_t n = 0;
+        for (const char *p = up->url; *p != '\0' && n < sizeof(url) - 1; p++)
+            url[n++] = (*p == '"' || *p == '\\' || *p == '\n') ? '_' : *p;
+        url[n] = '\0';
+        rc |= tg_buf_printf(out, "trustgate_upstream_breaker_open{url=\"%s\"} %d\n", url,
+                            up->breaker_open);
+    }
+    pthread_mutex_unlock(&mgr->mu);
+    return rc != 0 ? TG_ENOMEM : 0;
+}
+
+void tg_upmgr_free(tg_upmgr_t *mgr)
+{
+    if (mgr == NULL)
+        return;
+    atomic_store(&mgr->stopping, 1);
+    /* fetches in flight end as canceled (their flights complete); asks not
+     * yet taken run canceled */
+    tg_fetcher_free(mgr->fetcher);
+    for (size_t b = 0; b < BUCKETS; b++) { /* queued, never started */
+        while (mgr->table[b] != NULL)
+            complete(mgr->table[b], "canceled", NULL, 0, NULL);
+    }
+    while (mgr->upstreams != NULL) {
+        upstream_t *up = mgr->upstreams;
+        mgr->upstreams = up->next;
+        free(up->url);
+        free(up);
+    }
+    pthread_mutex_destroy(&mgr->mu);
+    free(mgr);
+}
