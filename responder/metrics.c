@@ -188,6 +188,9 @@ int tg_metrics_render(tg_server_t *srv, tg_buf_t *out)
     rc |= render_counter(out, "trustgate_upstream_asks_total",
                          "Answers that waited for the CA's own OCSP responder.",
                          SUM(srv, upstream_asks));
+    rc |= render_counter(out, "trustgate_upstream_skipped_total",
+                         "Answers that did not ask the CA's responder: its breaker was open.",
+                         SUM(srv, upstream_skipped_open));
     tg_cache_stats_t cs;
     if (srv->cache != NULL && tg_cache_stats(srv->cache, &cs) == 0) {
         rc |= tg_buf_printf(

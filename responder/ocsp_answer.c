@@ -238,6 +238,12 @@ static tg_ocsp_status_t decide_active(tg_worker_t *w, const tg_gen_t *gen, int l
     const char *url = ocsp_url_of(ca);
     int tried = inject != NULL && i == 0;
     if (!have_up && url != NULL && req->n_certids == 1 && !tried && w->srv->upmgr != NULL) {
+        if (tg_upmgr_breaker_open(w->srv->upmgr, url)) {
+            TG_INC(w->metrics.upstream_skipped_open);
+            tried = 1; /* its CRL, or tryLater */
+        }
+    }
+    if (!have_up && url != NULL && req->n_certids == 1 && !tried && w->srv->upmgr != NULL) {
         /* the CA's own answer first; its CRL is the fallback */
         v->need_upstream = 1;
         v->ca = ca;

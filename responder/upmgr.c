@@ -19,7 +19,8 @@
 #include <string.h>
 #include <time.h>
 
-#define BUCKETS 1024 /* single-flight hash table */
+#define BUCKETS 1024   /* single-flight hash table */
+#define OPEN_SLOTS 256 /* breakers the workers check without a lock */
 #define KEY_MAX (1 + 2 * TG_HASH_MAX_LEN + TG_SERIAL_MAX_LEN)
 
 /* Results of an upstream round, for metrics. "ok" first. */
@@ -114,6 +115,10 @@ struct tg_upmgr {
     _Atomic uint64_t joins;
     _Atomic uint64_t latency[N_LATENCY + 1];
     _Atomic uint64_t latency_sum_ms;
+    /* open breakers by URL hash, for tg_upmgr_breaker_open: a slot holds
+     * the hash of the URL and until when (monotonic ms) it stays open */
+    _Atomic uint64_t open_hash[OPEN_SLOTS];
+    _Atomic int64_t open_until[OPEN_SLOTS];
 };
 
 static uint64_t now_ms(void)
@@ -145,12 +150,31 @@ static size_t key_of(const tg_certid_t *id, uint8_t *key)
     return n + id->serial_len;
 }
 
-static size_t bucket_of(const uint8_t *key, size_t n)
+static uint64_t fnv(const void *p, size_t n)
 {
+    const uint8_t *b = p;
     uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
     for (size_t i = 0; i < n; i++)
-        h = (h ^ key[i]) * 0x100000001b3ULL;
-    return (size_t)(h % BUCKETS);
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static size_t bucket_of(const uint8_t *key, size_t n)
+{
+    return (size_t)(fnv(key, n) % BUCKETS);
+}
+
+/* Publishes an upstream's breaker state for the workers' lock-free check. */
+static void publish_breaker(tg_upmgr_t *m, const upstream_t *up)
+{
+    uint64_t h = fnv(up->url, strlen(up->url));
+    size_t slot = (size_t)(h % OPEN_SLOTS);
+    if (up->breaker_open) {
+        atomic_store_explicit(&m->open_hash[slot], h, memory_order_relaxed);
+        atomic_store_explicit(&m->open_until[slot], up->open_until_ms, memory_order_release);
+    } else if (atomic_load_explicit(&m->open_hash[slot], memory_order_relaxed) == h) {
+        atomic_store_explicit(&m->open_until[slot], 0, memory_order_release);
+    }
 }
 
 /* ---- delivering results ------------------------------------------------- */
@@ -251,6 +275,7 @@ static void record_outcome(tg_upmgr_t *m, upstream_t *up, int ok)
         up->breaker_open = 1;
         up->open_until_ms = (int64_t)now_ms() + TG_UP_BREAKER_OPEN_S * 1000;
     }
+    publish_breaker(m, up);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -478,6 +503,17 @@ int tg_upmgr_ask(tg_upmgr_t *mgr, tg_worker_t *w, const tg_up_ask_t *ask, tg_up_
         free(wt);
     }
     return rc;
+}
+
+int tg_upmgr_breaker_open(tg_upmgr_t *mgr, const char *url)
+{
+    uint64_t h = fnv(url, strlen(url));
+    size_t slot = (size_t)(h % OPEN_SLOTS);
+    int64_t until = atomic_load_explicit(&mgr->open_until[slot], memory_order_acquire);
+    if (until == 0 || atomic_load_explicit(&mgr->open_hash[slot], memory_order_relaxed) != h ||
+        (int64_t)now_ms() >= until)
+        return 0;
+    return 1;
 }
 
 int tg_upmgr_render_metrics(tg_upmgr_t *mgr, tg_buf_t *out)

@@ -70,6 +70,11 @@ TG_WUR int tg_upmgr_new(tg_cache_t *cache, tg_upmgr_t **out_mgr);
 TG_WUR int tg_upmgr_ask(tg_upmgr_t *mgr, tg_worker_t *w, const tg_up_ask_t *ask, tg_up_done_cb cb,
                         void *arg);
 
+/* 1 while the breaker of the responder at url is open: the caller need
+ * not ask (and counts that itself). Lock-free, any thread; after the open time is up it says 0, so
+ * that one ask goes through as the probe. */
+int tg_upmgr_breaker_open(tg_upmgr_t *mgr, const char *url);
+
 /* Appends the manager's Prometheus metrics. Any thread. 0 or TG_ENOMEM. */
 TG_WUR int tg_upmgr_render_metrics(tg_upmgr_t *mgr, tg_buf_t *out);
 
