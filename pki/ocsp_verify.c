@@ -354,6 +354,50 @@ static int find_single(vctx_t *v, OCSP_SINGLERESP **out_single)
     return 0;
 }
 
+/* The revocationReason of a revoked SingleResponse, read from its DER:
+ * OpenSSL hands it over as an int cut from a long, so 2^32 + 1 would pass
+ * as keyCompromise. Returns 0 with *out_reason a CRLReason (0..10, not 7)
+ * or TG_CRL_REASON_NONE when absent; TG_EMALFORMED otherwise. */
+static int reason_from_der(OCSP_SINGLERESP *single, int *out_reason)
+{
+    unsigned char *der = NULL;
+    int n = i2d_OCSP_SINGLERESP(single, &der);
+    int rc = TG_EMALFORMED;
+    const uint8_t *p = der, *end = der + (n > 0 ? n : 0), *c;
+    size_t len;
+    uint8_t tag;
+    /* SingleResponse SEQUENCE { certID, certStatus [1] IMPLICIT RevokedInfo
+     * { revocationTime, revocationReason [0] EXPLICIT ENUMERATED OPTIONAL } */
+    if (n <= 0 || tg_pki_der_next(&p, end, &tag, &c, &len) != 0 || tag != 0x30)
+        goto out;
+    p = c;
+    end = c + len;
+    if (tg_pki_der_next(&p, end, &tag, &c, &len) != 0 || tag != 0x30 || /* certID */
+        tg_pki_der_next(&p, end, &tag, &c, &len) != 0 || tag != 0xa1)
+        goto out;
+    p = c;
+    end = c + len;
+    if (tg_pki_der_next(&p, end, &tag, &c, &len) != 0 || tag != 0x18) /* revocationTime */
+        goto out;
+    if (p == end) {
+        *out_reason = TG_CRL_REASON_NONE;
+        rc = 0;
+        goto out;
+    }
+    if (tg_pki_der_next(&p, end, &tag, &c, &len) != 0 || tag != 0xa0 || p != end)
+        goto out;
+    p = c;
+    end = c + len;
+    if (tg_pki_der_next(&p, end, &tag, &c, &len) != 0 || tag != 0x0a || len != 1 || p != end ||
+        c[0] > 10 || c[0] == 7)
+        goto out;
+    *out_reason = c[0];
+    rc = 0;
+out:
+    OPENSSL_free(der);
+    return rc;
+}
+
 static int read_single(vctx_t *v, OCSP_SINGLERESP *single)
 {
     tg_ocsp_verify_result_t *r = v->res;
@@ -368,7 +412,9 @@ static int read_single(vctx_t *v, OCSP_SINGLERESP *single)
         r->status = TG_CERT_REVOKED;
         if (to_time(rev, &r->revocation_time) != 0)
             return refuse(v, "malformed");
-        r->revocation_reason = reason >= 0 ? reason : TG_CRL_REASON_NONE;
+        (void)reason; /* see reason_from_der */
+        if (reason_from_der(single, &r->revocation_reason) != 0)
+            return refuse(v, "malformed");
         break;
     default: return refuse(v, "malformed");
     }

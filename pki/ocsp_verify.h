@@ -78,8 +78,9 @@ typedef struct {
  *
  * Refused ("error" in parentheses):
  * - not exactly one DER OCSPResponse, not id-pkix-ocsp-basic, an
- *   unparseable BasicOCSPResponse, nextUpdate before thisUpdate, or two
- *   nonce extensions (malformed); a status other than successful
+ *   unparseable BasicOCSPResponse, nextUpdate before thisUpdate, two
+ *   nonce extensions, or a revocationReason that is not a CRLReason
+ *   (0..10 but 7) (malformed); a status other than successful
  *   (not_successful);
  * - no signer found (unauthorized_signer). The responderID (byName or
  *   byKey) picks the candidates, in order: opts->trusted_signer,

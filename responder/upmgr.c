@@ -315,11 +315,18 @@ static void on_fetched(void *arg, tg_fetch_res_t *res)
     if (!canceled)
         record_outcome(m, up, reason == NULL);
     if (reason == NULL) {
-        tg_cache_ocsp_t rec = {.this_update = v.this_update,
-                               .next_update = v.next_update,
-                               .produced_at = v.produced_at,
-                               .source = TG_CACHE_SRC_UPSTREAM,
-                               .der = TG_SLICE(res->body.data, res->body.len)};
+        /* the status goes with the bytes: sign mode, nonce requests and
+         * multi-CertID requests answer from it without parsing again */
+        tg_cache_ocsp_t rec = {
+            .this_update = v.this_update,
+            .next_update = v.next_update,
+            .produced_at = v.produced_at,
+            .source = TG_CACHE_SRC_UPSTREAM,
+            .cert_status = (uint8_t)v.status,
+            .reason =
+                (int8_t)(v.status == TG_CERT_REVOKED ? v.revocation_reason : TG_CRL_REASON_NONE),
+            .revocation_time = v.status == TG_CERT_REVOKED ? (int64_t)v.revocation_time : 0,
+            .der = TG_SLICE(res->body.data, res->body.len)};
         int rc = tg_cache_put_ocsp(m->cache, &f->id, &rec, NULL, NULL);
         if (rc != 0)
             tg_warn("upstream %s: answer not cached (%s); it is still used once", up->url,
