@@ -214,6 +214,26 @@ static const char *ocsp_url_of(const tg_tl_ca_t *ca)
     return NULL;
 }
 
+/* Asks for a newer answer in the background when the one held nears its
+ * nextUpdate: within refresh_ahead_s of it, spread over the last half of
+ * that window by the CertID (so answers fetched together are not all
+ * refreshed at once). Only answers that are asked for get refreshed. */
+static void maybe_refresh(tg_worker_t *w, const tg_tl_ca_t *ca, const tg_certid_t *id,
+                          const char *url, time_t now, const cand_t *up)
+{
+    int64_t ahead = w->cfg->refresh_ahead_s;
+    uint64_t h = fnv_mix(0xcbf29ce484222325ULL, id->serial, id->serial_len);
+    int64_t at = up->next_update - ahead / 2 - (int64_t)(h % (uint64_t)(ahead / 2 + 1));
+    if ((int64_t)now < at || tg_upmgr_breaker_open(w->srv->upmgr, url))
+        return;
+    tg_up_ask_t ask = {.id = id,
+                       .url = url,
+                       .issuer = ca->certs[0],
+                       .timeout_ms = (long)w->cfg->upstream_timeout_ms};
+    if (tg_upmgr_refresh(w->srv->upmgr, &ask) == 0)
+        TG_INC(w->metrics.upstream_refresh_asks);
+}
+
 /* Decides an active CA's certificate (read transaction open). Without a
  * fresh answer of the CA's own responder held, a lone CertID asks it first
  * (once). Then the newer of the CA's answer and its CRL wins (equal: the
@@ -250,6 +270,8 @@ static tg_ocsp_status_t decide_active(tg_worker_t *w, const tg_gen_t *gen, int l
         v->ocsp_url = url;
         return TG_OCSP_SUCCESSFUL;
     }
+    if (have_up && url != NULL && w->srv->upmgr != NULL)
+        maybe_refresh(w, ca, id, url, now, &up);
     if (have_up && (!have_crl || up.this_update >= cr.this_update)) {
         use = &up;
         if (req->n_certids == 1 && li >= 0 && cfg->trustlists[li].mode == TG_TL_MODE_RELAY) {

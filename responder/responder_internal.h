@@ -92,6 +92,7 @@ typedef struct {
     tg_counter_t answers_upstream_signed;  /* its status, signed by us */
     tg_counter_t upstream_asks;            /* asks sent to the upstream manager */
     tg_counter_t upstream_skipped_open;    /* not asked: the responder's breaker is open */
+    tg_counter_t upstream_refresh_asks;    /* answers near nextUpdate asked to be refreshed */
     tg_counter_t presign_hits;             /* answered from a pre-signed answer */
     tg_counter_t presign_misses;           /* signed because none matched */
     tg_counter_t presign_stored;

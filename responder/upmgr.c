@@ -19,8 +19,10 @@
 #include <string.h>
 #include <time.h>
 
-#define BUCKETS 1024   /* single-flight hash table */
-#define OPEN_SLOTS 256 /* breakers the workers check without a lock */
+#define BUCKETS 1024         /* single-flight hash table */
+#define OPEN_SLOTS 256       /* breakers the workers check without a lock */
+#define REFRESH_SLOTS 4096   /* recent refreshes, by CertID hash */
+#define REFRESH_GAP_MS 60000 /* one refresh per CertID per minute at most */
 #define KEY_MAX (1 + 2 * TG_HASH_MAX_LEN + TG_SERIAL_MAX_LEN)
 
 /* Results of an upstream round, for metrics. "ok" first. */
@@ -113,6 +115,11 @@ struct tg_upmgr {
     _Atomic int stopping;
     _Atomic uint64_t results[N_RESULTS];
     _Atomic uint64_t joins;
+    _Atomic uint64_t refreshes;
+    /* fetcher thread: when a CertID (by hash) was last refreshed, so an
+     * upstream that keeps giving the same nextUpdate is not hammered */
+    uint64_t refresh_hash[REFRESH_SLOTS];
+    uint64_t refresh_at[REFRESH_SLOTS];
     _Atomic uint64_t latency[N_LATENCY + 1];
     _Atomic uint64_t latency_sum_ms;
     /* open breakers by URL hash, for tg_upmgr_breaker_open: a slot holds
@@ -408,6 +415,16 @@ static void on_ask(void *arg, int canceled)
                 break;
         }
     }
+    if (f != NULL && wt == NULL) /* a refresh, and one is in the air already */
+        goto out;
+    if (f == NULL && wt == NULL && fail == NULL) {
+        uint64_t h = fnv(key, n), t = now_ms();
+        size_t slot = (size_t)(h % REFRESH_SLOTS);
+        if (m->refresh_hash[slot] == h && t - m->refresh_at[slot] < REFRESH_GAP_MS)
+            goto out; /* refreshed a moment ago */
+        m->refresh_hash[slot] = h;
+        m->refresh_at[slot] = t;
+    }
     if (f != NULL) { /* single flight: wait for the one in the air */
         atomic_fetch_add_explicit(&m->joins, 1, memory_order_relaxed);
         wt->next = f->waiters;
@@ -427,8 +444,10 @@ static void on_ask(void *arg, int canceled)
         fail = "internal_error";
     if (fail != NULL) {
         count(m, fail);
-        wt->res.reason = fail;
-        tg_worker_post(wt->w, deliver, wt);
+        if (wt != NULL) {
+            wt->res.reason = fail;
+            tg_worker_post(wt->w, deliver, wt);
+        }
         goto out;
     }
     f->m = m;
@@ -440,8 +459,11 @@ static void on_ask(void *arg, int canceled)
     a->issuer = NULL;
     f->timeout_ms = a->timeout_ms;
     f->up = up;
-    f->waiters = wt;
-    m->waiting++;
+    f->waiters = wt; /* NULL for a refresh: the answer only goes to the cache */
+    if (wt != NULL)
+        m->waiting++;
+    else
+        atomic_fetch_add_explicit(&m->refreshes, 1, memory_order_relaxed);
     f->hnext = m->table[b];
     m->table[b] = f;
     if (up->inflight < TG_UP_MAX_INFLIGHT) {
@@ -512,6 +534,30 @@ int tg_upmgr_ask(tg_upmgr_t *mgr, tg_worker_t *w, const tg_up_ask_t *ask, tg_up_
     return rc;
 }
 
+int tg_upmgr_refresh(tg_upmgr_t *mgr, const tg_up_ask_t *ask)
+{
+    ask_msg_t *a = calloc(1, sizeof(*a));
+    char *url = strdup(ask->url);
+    if (a == NULL || url == NULL) {
+        free(a);
+        free(url);
+        return TG_ENOMEM;
+    }
+    a->m = mgr;
+    a->id = *ask->id;
+    a->url = url;
+    X509_up_ref(ask->issuer);
+    a->issuer = ask->issuer;
+    a->timeout_ms = ask->timeout_ms;
+    int rc = tg_fetcher_call(mgr->fetcher, on_ask, a);
+    if (rc != 0) {
+        X509_free(a->issuer);
+        free(a->url);
+        free(a);
+    }
+    return rc;
+}
+
 int tg_upmgr_breaker_open(tg_upmgr_t *mgr, const char *url)
 {
     uint64_t h = fnv(url, strlen(url));
@@ -538,6 +584,12 @@ int tg_upmgr_render_metrics(tg_upmgr_t *mgr, tg_buf_t *out)
                         "# TYPE trustgate_upstream_single_flight_joins_total counter\n"
                         "trustgate_upstream_single_flight_joins_total %llu\n",
                         (unsigned long long)atomic_load(&mgr->joins));
+    rc |= tg_buf_printf(out,
+                        "# HELP trustgate_upstream_refreshes_total Requests made ahead of an "
+                        "answer's nextUpdate because it was asked for.\n"
+                        "# TYPE trustgate_upstream_refreshes_total counter\n"
+                        "trustgate_upstream_refreshes_total %llu\n",
+                        (unsigned long long)atomic_load(&mgr->refreshes));
     rc |= tg_buf_append_str(out, "# HELP trustgate_upstream_latency_seconds Upstream OCSP "
                                  "request durations.\n"
                                  "# TYPE trustgate_upstream_latency_seconds histogram\n");

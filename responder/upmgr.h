@@ -70,6 +70,13 @@ TG_WUR int tg_upmgr_new(tg_cache_t *cache, tg_upmgr_t **out_mgr);
 TG_WUR int tg_upmgr_ask(tg_upmgr_t *mgr, tg_worker_t *w, const tg_up_ask_t *ask, tg_up_done_cb cb,
                         void *arg);
 
+/* Refreshes the cached answer for ask->id in the background (nothing is
+ * delivered; a fresh verified answer replaces the cached one): called when
+ * an answer that is asked for nears its nextUpdate. Does nothing when a
+ * request for that CertID is in the air. Any thread. Returns 0 or an
+ * error. */
+TG_WUR int tg_upmgr_refresh(tg_upmgr_t *mgr, const tg_up_ask_t *ask);
+
 /* 1 while the breaker of the responder at url is open: the caller need
  * not ask (and counts that itself). Lock-free, any thread; after the open time is up it says 0, so
  * that one ask goes through as the probe. */
