@@ -146,10 +146,11 @@ $(BUILD)/fuzz-%: $(BUILD)/obj/tests/fuzz/%.o $(LIB_OBJS) $(LLHTTP_LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
 # make run: set up, build, make the demo world once (var/demo), serve it on
-# 127.0.0.1:8080. `rm -rf var/demo` makes a fresh one.
+# 127.0.0.1:8080 with the CAs' own OCSP responders on 8081..8084 beside it
+# (scripts/demo-run.sh). `rm -rf var/demo` makes a fresh one.
 run: deps all
 	@test -f var/demo/trustgate.ini || ./$(BUILD)/trustgate demo var/demo
-	exec ./$(BUILD)/trustgate serve -c var/demo/trustgate.ini
+	exec bash scripts/demo-run.sh var/demo $(BUILD)/trustgate
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -36,9 +36,14 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Where the demo trustgate listens (trustgate.ini, AIA and CRL DP URLs). */
-#define DEMO_HOSTPORT "127.0.0.1:8080"
-#define DEMO_BASE_URL "http://" DEMO_HOSTPORT
+/* Where the demo trustgate listens (trustgate.ini, AIA and CRL DP URLs,
+ * the lists' own URLs) unless --port says otherwise; the CAs' upstream
+ * responders take the four ports after it. */
+#define DEMO_HOST "127.0.0.1"
+#define DEMO_DEFAULT_PORT 8080
+#define DEMO_MIN_PORT 1024
+#define DEMO_UPSTREAMS 4
+#define DEMO_MAX_PORT (65535 - DEMO_UPSTREAMS)
 
 #define DAY_S 86400L
 #define CA_DAYS (10 * 365 + 2) /* ten years, leap days included */
@@ -85,7 +90,7 @@ typedef struct {
     const char *policy_arc; /* listed (matched by prefix) */
     const char *ee_policy;  /* carried by the end-entity certificates */
     int suspended;          /* 1: suspended on the list */
-    int upstream_port;      /* its `openssl ocsp -index` responder */
+    int upstream_offset;    /* its `openssl ocsp -index` responder: port + this */
 
     X509 *cert;
     EVP_PKEY *key;
@@ -117,6 +122,9 @@ typedef struct {
 
 typedef struct {
     char dir[PATH_MAX]; /* DIR, absolute */
+    int port;           /* trustgate's; upstream responders at port + 1..4 */
+    char hostport[32];  /* "127.0.0.1:PORT" */
+    char base_url[48];  /* "http://127.0.0.1:PORT", no trailing slash */
     time_t now;
     CONF *conf; /* empty: some X509V3 extensions insist on a config database */
     demo_side_t sides[2];
@@ -155,6 +163,11 @@ static void index_time(time_t t, char out[14])
     snprintf(out, 14, "%02u%02u%02u%02u%02u%02uZ", (unsigned)tm.tm_year % 100u,
              (unsigned)(tm.tm_mon + 1) % 100u, (unsigned)tm.tm_mday % 100u,
              (unsigned)tm.tm_hour % 100u, (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u);
+}
+
+static int upstream_port(const world_t *w, const demo_ca_t *ca)
+{
+    return w->port + ca->upstream_offset;
 }
 
 static int path_of(const world_t *w, const char *rel, char *out, size_t cap)
@@ -607,7 +620,7 @@ static const char *ca_key_label(key_alg_t alg)
  * certificate, the CRL, index.txt and a delegated OCSP responder. */
 static int make_issuing_ca(world_t *w, demo_side_t *s, demo_ca_t *ca)
 {
-    char rel[PATH_MAX], url[256], cn[128];
+    char rel[PATH_MAX], url[256], aia[128], cn[128];
     X509 *ee[2] = {NULL, NULL}, *ocsp = NULL;
     EVP_PKEY *ee_key[2] = {NULL, NULL}, *ocsp_key = NULL;
     X509_CRL *crl = NULL;
@@ -636,7 +649,8 @@ static int make_issuing_ca(world_t *w, demo_side_t *s, demo_ca_t *ca)
 
     /* end-entity certificates: [0] good, [1] revoked */
     static const char *const which[2] = {"good", "revoked"};
-    snprintf(url, sizeof(url), "%s/crl/%s/%s.crl", DEMO_BASE_URL, s->name, ca->fp);
+    snprintf(url, sizeof(url), "%s/crl/%s/%s.crl", w->base_url, s->name, ca->fp);
+    snprintf(aia, sizeof(aia), "%s/ocsp", w->base_url);
     for (int i = 0; i < 2; i++) {
         snprintf(cn, sizeof(cn), "%s demo %s signer (%s)", s->territory, ca->ee_tag, which[i]);
         cert_spec_t ee_spec = {.kind = KIND_EE,
@@ -645,7 +659,7 @@ static int make_issuing_ca(world_t *w, demo_side_t *s, demo_ca_t *ca)
                                .cn = cn,
                                .days = EE_DAYS,
                                .policy = ca->ee_policy,
-                               .aia_ocsp = DEMO_BASE_URL "/ocsp",
+                               .aia_ocsp = aia,
                                .crl_dp = url};
         if ((rc = gen_key(ca->alg, &ee_key[i])) != 0 ||
             (rc = make_cert(w, &ee_spec, ee_key[i], ca->cert, ca->key, &ee[i])) != 0)
@@ -772,6 +786,7 @@ static int make_side(world_t *w, demo_side_t *s)
 typedef struct {
     xmlDocPtr doc;
     xmlNsPtr tsl, sie, xades, xml;
+    const char *home; /* trustgate's own URL with a trailing slash */
     int failed;
 } xb_t;
 
@@ -829,7 +844,7 @@ static void xb_address(xb_t *b, xmlNodePtr parent, const char *elem, const demo_
     xb_tsl(b, pa, "StreetAddress", s->street);
     xb_tsl(b, pa, "Locality", s->locality);
     xb_tsl(b, pa, "CountryName", s->territory);
-    xb_uri(b, a, "ElectronicAddress", DEMO_BASE_URL "/");
+    xb_uri(b, a, "ElectronicAddress", b->home);
 }
 
 /* Base64 of x's DER (no line breaks), malloc'd; NULL on failure (logged). */
@@ -915,7 +930,7 @@ static int xb_service(xb_t *b, const world_t *w, xmlNodePtr services, const demo
     char granted[21], since[21], ocsp[64], rel[PATH_MAX], crl[PATH_MAX + 64];
     iso_time(w->now - BACKDATE_S, granted);
     iso_time(w->now - SUSPENDED_AGO_S, since);
-    snprintf(ocsp, sizeof(ocsp), "http://127.0.0.1:%d/", ca->upstream_port);
+    snprintf(ocsp, sizeof(ocsp), "http://" DEMO_HOST ":%d/", upstream_port(w, ca));
     snprintf(rel, sizeof(rel), "%s/%s/crl.der", s->name, ca->slug);
     int rc = file_url(w, rel, crl, sizeof(crl));
     if (rc != 0)
@@ -950,9 +965,10 @@ static int xb_service(xb_t *b, const world_t *w, xmlNodePtr services, const demo
 static int build_list(const world_t *w, const demo_side_t *s, const demo_side_t *other,
                       tg_buf_t *out)
 {
-    char t[21], url[128], id[32], type[128];
+    char t[21], url[128], id[32], type[128], home[64];
     int rc = 0;
-    xb_t b = {0};
+    snprintf(home, sizeof(home), "%s/", w->base_url);
+    xb_t b = {.home = home};
     b.doc = xmlNewDoc(BAD_CAST "1.0");
     xmlNodePtr root =
         b.doc ? xmlNewDocNode(b.doc, NULL, BAD_CAST "TrustServiceStatusList", NULL) : NULL;
@@ -982,7 +998,7 @@ static int build_list(const world_t *w, const demo_side_t *s, const demo_side_t 
     xb_names(&b, si, "SchemeOperatorName", s->operator_en, s->operator_zh);
     xb_address(&b, si, "SchemeOperatorAddress", s);
     xb_names(&b, si, "SchemeName", s->scheme_en, NULL);
-    snprintf(url, sizeof(url), "%s/trustlist/%s.xml", DEMO_BASE_URL, s->name);
+    snprintf(url, sizeof(url), "%s/trustlist/%s.xml", w->base_url, s->name);
     xb_uri(&b, si, "SchemeInformationURI", url);
     xb_tsl(&b, si, "SchemeTerritory", s->territory);
     xmlNodePtr notice = xb_tsl(&b, si, "PolicyOrLegalNotice", NULL);
@@ -997,7 +1013,7 @@ static int build_list(const world_t *w, const demo_side_t *s, const demo_side_t 
     xmlNodePtr ptr =
         xb_tsl(&b, xb_tsl(&b, si, "PointersToOtherTSL", NULL), "OtherTSLPointer", NULL);
     xb_identity(&b, xb_tsl(&b, ptr, "ServiceDigitalIdentities", NULL), other->operator_cert);
-    snprintf(url, sizeof(url), "%s/trustlist/%s.xml", DEMO_BASE_URL, other->name);
+    snprintf(url, sizeof(url), "%s/trustlist/%s.xml", w->base_url, other->name);
     xb_tsl(&b, ptr, "TSLLocation", url);
     xmlNodePtr ai = xb_tsl(&b, ptr, "AdditionalInformation", NULL);
     snprintf(type, sizeof(type), "%s%slist", URI_TSLTYPE_PREFIX, other->territory);
@@ -1010,7 +1026,7 @@ static int build_list(const world_t *w, const demo_side_t *s, const demo_side_t 
     xb_tsl(&b, si, "ListIssueDateTime", t);
     iso_time(w->now + LIST_DAYS * DAY_S, t);
     xb_tsl(&b, xb_tsl(&b, si, "NextUpdate", NULL), "dateTime", t);
-    snprintf(url, sizeof(url), "%s/trustlist/%s.xml", DEMO_BASE_URL, s->name);
+    snprintf(url, sizeof(url), "%s/trustlist/%s.xml", w->base_url, s->name);
     xb_tsl(&b, xb_tsl(&b, si, "DistributionPoints", NULL), "URI", url);
 
     xmlNodePtr tsp = xb_tsl(&b, xb_tsl(&b, root, "TrustServiceProviderList", NULL),
@@ -1018,7 +1034,7 @@ static int build_list(const world_t *w, const demo_side_t *s, const demo_side_t 
     xmlNodePtr info = xb_tsl(&b, tsp, "TSPInformation", NULL);
     xb_names(&b, info, "TSPName", s->tsp_en, s->tsp_zh);
     xb_address(&b, info, "TSPAddress", s);
-    xb_uri(&b, info, "TSPInformationURI", DEMO_BASE_URL "/");
+    xb_uri(&b, info, "TSPInformationURI", home);
     xmlNodePtr services = xb_tsl(&b, tsp, "TSPServices", NULL);
     for (size_t i = 0; rc == 0 && i < 2; i++)
         rc = xb_service(&b, w, services, s, &s->cas[i]);
@@ -1084,7 +1100,7 @@ static int write_config(const world_t *w)
                            "; Relative paths are relative to this file's folder; see README.txt.\n"
                            "\n"
                            "[server]\n"
-                           "listen = " DEMO_HOSTPORT "\n"
+                           "listen = %s\n"
                            "workers = 2\n"
                            "admin_socket = admin.sock\n"
                            "\n"
@@ -1096,7 +1112,7 @@ static int write_config(const world_t *w)
                            "timeout_ms = 3000\n"
                            "; the lists' CRL supply points are file: URLs into this folder\n"
                            "allow_file_urls = yes\n",
-                           t);
+                           t, w->hostport);
     for (size_t i = 0; rc == 0 && i < 2; i++) {
         const demo_side_t *s = &w->sides[i];
         rc = tg_buf_printf(&b,
@@ -1141,6 +1157,87 @@ static int write_certs_txt(const world_t *w)
     return rc;
 }
 
+/* Appends text to b with its tokens replaced: "@URL@" by trustgate's base
+ * URL ("http://127.0.0.1:PORT"), "@HOSTPORT@" by "127.0.0.1:PORT" and
+ * "@DIR@" by DIR (absolute). Any other '@' is copied. */
+static int append_text(tg_buf_t *b, const world_t *w, const char *text)
+{
+    const struct {
+        const char *token, *value;
+    } tokens[] = {{"@URL@", w->base_url}, {"@HOSTPORT@", w->hostport}, {"@DIR@", w->dir}};
+    const size_t ntokens = sizeof(tokens) / sizeof(tokens[0]);
+    int rc = 0;
+    const char *p = text;
+    while (rc == 0 && *p != '\0') {
+        const char *at = strchr(p, '@');
+        if (at == NULL)
+            return tg_buf_append_str(b, p);
+        rc = tg_buf_append(b, p, (size_t)(at - p));
+        if (rc != 0)
+            break;
+        size_t i = 0;
+        while (i < ntokens && strncmp(at, tokens[i].token, strlen(tokens[i].token)) != 0)
+            i++;
+        if (i < ntokens) {
+            rc = tg_buf_append_str(b, tokens[i].value);
+            p = at + strlen(tokens[i].token);
+        } else {
+            rc = tg_buf_append(b, at, 1);
+            p = at + 1;
+        }
+    }
+    return rc;
+}
+
+/* The command line of ca's own `openssl ocsp -index` responder, paths
+ * relative to DIR; brk separates its option groups (" " for one line).
+ * No word holds a space or shell quoting, so upstreams.txt splits on
+ * spaces. */
+static int upstream_command(tg_buf_t *b, const world_t *w, const demo_side_t *s,
+                            const demo_ca_t *ca, const char *brk)
+{
+    int rc = tg_buf_printf(b,
+                           "openssl ocsp -index %s/%s/index.txt -CA %s/%s/ca.pem%s"
+                           "-rsigner %s/%s/ocsp.pem -rkey %s/%s/ocsp.key%s",
+                           s->name, ca->slug, s->name, ca->slug, brk, s->name, ca->slug, s->name,
+                           ca->slug, brk);
+    if (rc == 0 && ca->alg == KEY_SM2)
+        rc = tg_buf_printf(b, "-rmd sm3 -rsigopt distid:" TG_SM2_ID "%s", brk);
+    if (rc == 0)
+        rc = tg_buf_printf(b, "-port %d -nmin 60", upstream_port(w, ca));
+    return rc;
+}
+
+/* The upstream responders in port order: Hong Kong first, then Guangdong. */
+static const demo_ca_t *upstream_ca(const world_t *w, size_t i, const demo_side_t **out_side)
+{
+    const demo_side_t *s = &w->sides[1 - i / 2];
+    *out_side = s;
+    return &s->cas[i % 2];
+}
+
+/* upstreams.txt: "PORT<TAB>command" per upstream responder, for scripts
+ * (scripts/demo-run.sh) that start them without reading README.txt. */
+static int write_upstreams_txt(const world_t *w)
+{
+    tg_buf_t b;
+    tg_buf_init(&b);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < DEMO_UPSTREAMS; i++) {
+        const demo_side_t *s = NULL;
+        const demo_ca_t *ca = upstream_ca(w, i, &s);
+        rc = tg_buf_printf(&b, "%d\t", upstream_port(w, ca));
+        if (rc == 0)
+            rc = upstream_command(&b, w, s, ca, " ");
+        if (rc == 0)
+            rc = tg_buf_append_str(&b, "\n");
+    }
+    if (rc == 0)
+        rc = write_file(w, "upstreams.txt", b.data, b.len, 0644);
+    tg_buf_free(&b);
+    return rc;
+}
+
 static int write_readme(const world_t *w)
 {
     char t[21];
@@ -1157,74 +1254,84 @@ static int write_readme(const world_t *w)
         "and the Guangdong policy OID arc 1.2.156.99999.810 is INVENTED for the demo\n"
         "(it is not an assigned arc). "
         "Paths below are relative to this folder.\n"
-        "\n"
-        "Run it\n"
-        "------\n"
-        "  trustgate check -c trustgate.ini\n"
-        "  trustgate serve -c trustgate.ini          # listens on " DEMO_HOSTPORT "\n"
-        "\n"
-        "  # Guangdong, suspended category: a signed revoked / certificateHold\n"
-        "  trustgate query --url " DEMO_BASE_URL "/ocsp --sm3 \\\n"
-        "      --issuer gd/organisation-ca/ca.pem --cert gd/organisation-ca/ee-good.pem \\\n"
-        "      --signer signers/gd-responder.pem\n"
-        "  # Guangdong, active category: good / revoked from the CA's CRL, SM2-signed\n"
-        "  trustgate query --url " DEMO_BASE_URL "/ocsp --sm3 \\\n"
-        "      --issuer gd/personal-ca/ca.pem --cert gd/personal-ca/ee-revoked.pem \\\n"
-        "      --signer signers/gd-responder.pem\n"
-        "  # Hong Kong, RSA category\n"
-        "  trustgate query --url " DEMO_BASE_URL "/ocsp \\\n"
-        "      --issuer hk/rsa-ca/ca.pem --cert hk/rsa-ca/ee-good.pem \\\n"
-        "      --signer signers/hk-responder.pem\n"
-        "  # the same with the openssl CLI (ECDSA/RSA; SM2 needs trustgate query)\n"
-        "  openssl ocsp -url " DEMO_BASE_URL "/ocsp -issuer hk/rsa-ca/ca.pem \\\n"
-        "      -cert hk/rsa-ca/ee-good.pem -cert hk/rsa-ca/ee-revoked.pem \\\n"
-        "      -VAfile signers/hk-responder.pem\n"
-        "  # the CRLs trustgate holds, and one of them as the CA signed it\n"
-        "  curl -s " DEMO_BASE_URL "/crl/\n"
-        "  curl -s " DEMO_BASE_URL "/crl/hk/$(openssl x509 -in hk/rsa-ca/ca.pem -outform DER \\\n"
-        "      | sha256sum | cut -c1-64).crl | openssl crl -inform DER -noout -text\n"
-        "\n"
-        "Layout\n"
-        "------\n"
-        "  trustgate.ini           the configuration (SPEC §3)\n"
-        "  README.txt              this file\n"
-        "  certs.txt               one line per end-entity certificate: side, issuing CA,\n"
-        "                          certificate, expected answer, key algorithm, root\n"
-        "  lists/gd.xml, hk.xml    the signed trust lists (ETSI TS 119 612 v2, SPEC §2)\n"
-        "  lists/*.unsigned.xml    the same before signing; edit (ServiceStatus,\n"
-        "                          StatusStartingTime, a higher TSLSequenceNumber) and re-sign:\n"
-        "      trustgate tl sign --key operators/gd-operator.key \\\n"
-        "          --cert operators/gd-operator.pem lists/gd.unsigned.xml lists/gd.xml\n"
-        "  operators/              the list operators, self-signed and pinned in trustgate.ini:\n"
-        "                          gd-operator (ECDSA P-256: xmlsec has no SM2),\n"
-        "                          hk-operator (RSA-2048)\n"
-        "  signers/                trustgate's OCSP responder signers (id-kp-OCSPSigning):\n"
-        "                          gd-responder (SM2, issued by gd/root.pem),\n"
-        "                          hk-responder (ECDSA P-256, issued by hk/root.pem)\n"
-        "  gd/root.pem, .key       GD Demo SM2 Root CA (self-signed SM2-with-SM3)\n"
-        "  gd/personal-ca/         GD Demo Personal Signing CA (SM2)\n"
-        "  gd/organisation-ca/     GD Demo Organisation Signing CA (SM2)\n"
-        "  hk/root.pem, .key       HK Demo Root CA (RSA-2048)\n"
-        "  hk/rsa-ca/              HK Demo RSA Signing CA (RSA-2048, under the RSA root)\n"
-        "  hk/ecc-ca/              HK Demo ECC Signing CA (ECDSA P-256, also under the RSA\n"
-        "                          root: one Hong Kong hierarchy, two key types)\n"
-        "  cache/                  trustgate's cache (empty until the first start)\n"
-        "\n"
-        "Each issuing CA folder holds:\n"
-        "  ca.pem, ca.key          the CA (10 years; certificates start a day back)\n"
-        "  ee-good.pem, .key       an end-entity certificate (2 years)\n"
-        "  ee-revoked.pem, .key    one revoked two hours ago, reason keyCompromise\n"
-        "  crl.der, crl.pem        the CA's CRL listing it (nextUpdate in 7 days)\n"
-        "  index.txt (+ .attr)     the same as an `openssl ca` database\n"
-        "  ocsp.pem, ocsp.key      a delegated OCSP responder of the CA (id-kp-OCSPSigning,\n"
-        "                          ocsp-nocheck) for `openssl ocsp -index`\n"
-        "End-entity certificates carry certificatePolicies (the category's OID),\n"
-        "AIA OCSP " DEMO_BASE_URL "/ocsp and a CRL distribution point\n" DEMO_BASE_URL
-        "/crl/<side>/<SHA-256 of the CA certificate>.crl.\n"
-        "\n"
-        "Categories\n"
-        "----------\n",
+        "\n",
         t);
+    if (rc == 0)
+        rc = append_text(
+            &b, w,
+            "Run it\n"
+            "------\n"
+            "  trustgate check -c trustgate.ini\n"
+            "  trustgate serve -c trustgate.ini          # listens on @HOSTPORT@\n"
+            "  # or, from the trustgate source tree, the CAs' own OCSP responders\n"
+            "  # (below) and trustgate together, as `make run` does:\n"
+            "  scripts/demo-run.sh @DIR@ [TRUSTGATE_BINARY]\n"
+            "\n"
+            "  # Guangdong, suspended category: a signed revoked / certificateHold\n"
+            "  trustgate query --url @URL@/ocsp --sm3 \\\n"
+            "      --issuer gd/organisation-ca/ca.pem --cert gd/organisation-ca/ee-good.pem \\\n"
+            "      --signer signers/gd-responder.pem\n"
+            "  # Guangdong, active category: good / revoked from the CA's CRL, SM2-signed\n"
+            "  trustgate query --url @URL@/ocsp --sm3 \\\n"
+            "      --issuer gd/personal-ca/ca.pem --cert gd/personal-ca/ee-revoked.pem \\\n"
+            "      --signer signers/gd-responder.pem\n"
+            "  # Hong Kong, RSA category\n"
+            "  trustgate query --url @URL@/ocsp \\\n"
+            "      --issuer hk/rsa-ca/ca.pem --cert hk/rsa-ca/ee-good.pem \\\n"
+            "      --signer signers/hk-responder.pem\n"
+            "  # the same with the openssl CLI (ECDSA/RSA; SM2 needs trustgate query)\n"
+            "  openssl ocsp -url @URL@/ocsp -issuer hk/rsa-ca/ca.pem \\\n"
+            "      -cert hk/rsa-ca/ee-good.pem -cert hk/rsa-ca/ee-revoked.pem \\\n"
+            "      -VAfile signers/hk-responder.pem\n"
+            "  # the CRLs trustgate holds, and one of them as the CA signed it\n"
+            "  curl -s @URL@/crl/\n"
+            "  curl -s @URL@/crl/hk/$(openssl x509 -in hk/rsa-ca/ca.pem -outform DER \\\n"
+            "      | sha256sum | cut -c1-64).crl | openssl crl -inform DER -noout -text\n"
+            "\n"
+            "Layout\n"
+            "------\n"
+            "  trustgate.ini           the configuration (SPEC §3)\n"
+            "  README.txt              this file\n"
+            "  upstreams.txt           one line per upstream OCSP responder (below): its port,\n"
+            "                          a tab, its command line\n"
+            "  certs.txt               one line per end-entity certificate: side, issuing CA,\n"
+            "                          certificate, expected answer, key algorithm, root\n"
+            "  lists/gd.xml, hk.xml    the signed trust lists (ETSI TS 119 612 v2, SPEC §2)\n"
+            "  lists/*.unsigned.xml    the same before signing; edit (ServiceStatus,\n"
+            "                          StatusStartingTime, a higher TSLSequenceNumber) and "
+            "re-sign:\n"
+            "      trustgate tl sign --key operators/gd-operator.key \\\n"
+            "          --cert operators/gd-operator.pem lists/gd.unsigned.xml lists/gd.xml\n"
+            "  operators/              the list operators, self-signed and pinned in "
+            "trustgate.ini:\n"
+            "                          gd-operator (ECDSA P-256: xmlsec has no SM2),\n"
+            "                          hk-operator (RSA-2048)\n"
+            "  signers/                trustgate's OCSP responder signers (id-kp-OCSPSigning):\n"
+            "                          gd-responder (SM2, issued by gd/root.pem),\n"
+            "                          hk-responder (ECDSA P-256, issued by hk/root.pem)\n"
+            "  gd/root.pem, .key       GD Demo SM2 Root CA (self-signed SM2-with-SM3)\n"
+            "  gd/personal-ca/         GD Demo Personal Signing CA (SM2)\n"
+            "  gd/organisation-ca/     GD Demo Organisation Signing CA (SM2)\n"
+            "  hk/root.pem, .key       HK Demo Root CA (RSA-2048)\n"
+            "  hk/rsa-ca/              HK Demo RSA Signing CA (RSA-2048, under the RSA root)\n"
+            "  hk/ecc-ca/              HK Demo ECC Signing CA (ECDSA P-256, also under the RSA\n"
+            "                          root: one Hong Kong hierarchy, two key types)\n"
+            "  cache/                  trustgate's cache (empty until the first start)\n"
+            "\n"
+            "Each issuing CA folder holds:\n"
+            "  ca.pem, ca.key          the CA (10 years; certificates start a day back)\n"
+            "  ee-good.pem, .key       an end-entity certificate (2 years)\n"
+            "  ee-revoked.pem, .key    one revoked two hours ago, reason keyCompromise\n"
+            "  crl.der, crl.pem        the CA's CRL listing it (nextUpdate in 7 days)\n"
+            "  index.txt (+ .attr)     the same as an `openssl ca` database\n"
+            "  ocsp.pem, ocsp.key      a delegated OCSP responder of the CA (id-kp-OCSPSigning,\n"
+            "                          ocsp-nocheck) for `openssl ocsp -index`\n"
+            "End-entity certificates carry certificatePolicies (the category's OID),\n"
+            "AIA OCSP @URL@/ocsp and a CRL distribution point\n"
+            "@URL@/crl/<side>/<SHA-256 of the CA certificate>.crl.\n"
+            "\n"
+            "Categories\n"
+            "----------\n");
     for (size_t i = 0; rc == 0 && i < 2; i++) {
         const demo_side_t *s = &w->sides[i];
         for (size_t j = 0; rc == 0 && j < 2; j++) {
@@ -1234,41 +1341,45 @@ static int write_readme(const world_t *w)
                                "      issuing CA %s/%s/ca.pem, %s, sha256 %s\n"
                                "      status: %s\n"
                                "      policy: list urn:oid:%s (prefix match), certificates %s\n"
-                               "      upstream: OCSP http://127.0.0.1:%d/, CRL %s/%s/crl.der "
+                               "      upstream: OCSP http://" DEMO_HOST ":%d/, CRL %s/%s/crl.der "
                                "(file: URL)\n",
                                s->name, ca->category_en, ca->category_zh, s->name, ca->slug,
                                ca_key_label(ca->alg), ca->fp,
                                ca->suspended ? "SUSPENDED (urn:gdhk-mr:svcstatus:suspended, "
                                                "granted before: see ServiceHistory)"
                                              : "granted",
-                               ca->policy_arc, ca->ee_policy, ca->upstream_port, s->name, ca->slug);
+                               ca->policy_arc, ca->ee_policy, upstream_port(w, ca), s->name,
+                               ca->slug);
         }
     }
     if (rc == 0)
         rc = tg_buf_printf(
-            &b, "The Hong Kong arc 2.16.344.8.2.2008.810.2 is the mutual-recognition arc\n"
-                "(SPEC §1); its last three arcs (year.version.release) vary, hence the prefix\n"
-                "match. Trust lists: gd sequence 1, mode sign (signer gd); hk sequence 1,\n"
-                "mode relay (signer hk); each points at the other (PointersToOtherTSL).\n"
-                "\n"
-                "Upstream OCSP responders\n"
-                "------------------------\n"
-                "The lists name http://127.0.0.1:PORT/ as each CA's OCSP supply point. Start\n"
-                "the CA's own responder (a later trustgate fetches from it) with:\n");
-    for (size_t i = 0; rc == 0 && i < 2; i++) {
-        const demo_side_t *s = &w->sides[1 - i]; /* Hong Kong first */
-        for (size_t j = 0; rc == 0 && j < 2; j++) {
-            const demo_ca_t *ca = &s->cas[j];
-            rc = tg_buf_printf(
-                &b,
-                "  openssl ocsp -index %s/%s/index.txt -CA %s/%s/ca.pem \\\n"
-                "      -rsigner %s/%s/ocsp.pem -rkey %s/%s/ocsp.key%s \\\n"
-                "      -port %d -nmin 60\n",
-                s->name, ca->slug, s->name, ca->slug, s->name, ca->slug, s->name, ca->slug,
-                ca->alg == KEY_SM2 ? " \\\n      -rmd sm3 -rsigopt distid:" TG_SM2_ID : "",
-                ca->upstream_port);
-        }
+            &b,
+            "The Hong Kong arc 2.16.344.8.2.2008.810.2 is the mutual-recognition arc\n"
+            "(SPEC §1); its last three arcs (year.version.release) vary, hence the prefix\n"
+            "match. Trust lists: gd sequence 1, mode sign (signer gd); hk sequence 1,\n"
+            "mode relay (signer hk); each points at the other (PointersToOtherTSL).\n"
+            "\n"
+            "Upstream OCSP responders\n"
+            "------------------------\n"
+            "The lists name http://" DEMO_HOST ":PORT/ as each CA's OCSP supply point\n"
+            "(PORT: %d to %d, trustgate's port plus 1 to 4). Start the CA's own\n"
+            "responder (a later trustgate fetches from it) with:\n",
+            w->port + 1, w->port + DEMO_UPSTREAMS);
+    for (size_t i = 0; rc == 0 && i < DEMO_UPSTREAMS; i++) {
+        const demo_side_t *s = NULL;
+        const demo_ca_t *ca = upstream_ca(w, i, &s);
+        rc = tg_buf_append_str(&b, "  ");
+        if (rc == 0)
+            rc = upstream_command(&b, w, s, ca, " \\\n      ");
+        if (rc == 0)
+            rc = tg_buf_append_str(&b, "\n");
     }
+    if (rc == 0)
+        rc = tg_buf_append_str(&b,
+                               "upstreams.txt holds the same command lines (port, tab, command);\n"
+                               "scripts/demo-run.sh starts all four from it, then trustgate, and\n"
+                               "stops them when trustgate exits.\n");
     if (rc == 0)
         rc = tg_buf_printf(
             &b, "\n"
@@ -1328,7 +1439,7 @@ static void world_describe(world_t *w)
                  .alg = KEY_SM2,
                  .policy_arc = "1.2.156.99999.810.1",
                  .ee_policy = "1.2.156.99999.810.1.2024.1.1",
-                 .upstream_port = 8083},
+                 .upstream_offset = 3},
                 {.slug = "organisation-ca",
                  .cn = "GD Demo Organisation Signing CA",
                  .category_en = "GD Organisation Signing CA",
@@ -1338,7 +1449,7 @@ static void world_describe(world_t *w)
                  .policy_arc = "1.2.156.99999.810.2",
                  .ee_policy = "1.2.156.99999.810.2.2024.1.1",
                  .suspended = 1,
-                 .upstream_port = 8084}},
+                 .upstream_offset = 4}},
     };
     *hk = (demo_side_t){
         .name = "hk",
@@ -1368,7 +1479,7 @@ static void world_describe(world_t *w)
                  .alg = KEY_RSA2048,
                  .policy_arc = "2.16.344.8.2.2008.810.2",
                  .ee_policy = "2.16.344.8.2.2008.810.2.2024.1.1",
-                 .upstream_port = 8081},
+                 .upstream_offset = 1},
                 {.slug = "ecc-ca",
                  .cn = "HK Demo ECC Signing CA",
                  .category_en = "HK Organisational e-Cert (ECDSA)",
@@ -1377,7 +1488,7 @@ static void world_describe(world_t *w)
                  .alg = KEY_P256,
                  .policy_arc = "2.16.344.8.2.2008.810.2",
                  .ee_policy = "2.16.344.8.2.2008.810.2.2024.2.1",
-                 .upstream_port = 8082}},
+                 .upstream_offset = 2}},
     };
 }
 
@@ -1428,19 +1539,61 @@ static int prepare_dir(world_t *w, const char *dir, int force)
 
 static void demo_usage(FILE *out)
 {
-    fputs("usage: trustgate demo [--force] DIR\n"
-          "  makes a complete demo world (both sides' PKIs, signed trust lists,\n"
-          "  responder signers, CRLs, trustgate.ini, README.txt) in DIR\n",
-          out);
+    fprintf(out,
+            "usage: trustgate demo [--force] [--port N] DIR\n"
+            "  makes a complete demo world (both sides' PKIs, signed trust lists,\n"
+            "  responder signers, CRLs, the CAs' own OCSP responder kits, trustgate.ini,\n"
+            "  upstreams.txt, README.txt) in DIR\n"
+            "  --force   write into a non-empty DIR (its other files are kept)\n"
+            "  --port N  trustgate listens on " DEMO_HOST ":N and every URL naming it uses N;\n"
+            "            the CAs' own OCSP responders use N+1 to N+4 (default %d;\n"
+            "            %d <= N <= %d)\n",
+            DEMO_DEFAULT_PORT, DEMO_MIN_PORT, DEMO_MAX_PORT);
+}
+
+/* --port's value: decimal digits only, DEMO_MIN_PORT..DEMO_MAX_PORT.
+ * Returns the port, or -1 (with a message) when it is not one. */
+static int parse_port(const char *v)
+{
+    long n = 0;
+    size_t len = strlen(v);
+    int ok = len > 0 && len <= 5;
+    for (size_t i = 0; ok && i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            ok = 0;
+        else
+            n = n * 10 + (v[i] - '0');
+    }
+    if (!ok || n < DEMO_MIN_PORT || n > DEMO_MAX_PORT) {
+        fprintf(stderr,
+                "trustgate demo: --port '%s': want a number from %d to %d (trustgate on N, "
+                "the upstream responders on N+1 to N+%d)\n",
+                v, DEMO_MIN_PORT, DEMO_MAX_PORT, DEMO_UPSTREAMS);
+        return -1;
+    }
+    return (int)n;
 }
 
 int tg_cmd_demo(int argc, char **argv)
 {
     const char *dir = NULL;
-    int force = 0;
+    int force = 0, port = DEMO_DEFAULT_PORT;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--force") == 0) {
             force = 1;
+        } else if (strcmp(argv[i], "--port") == 0 || strncmp(argv[i], "--port=", 7) == 0) {
+            const char *v = argv[i][6] == '=' ? argv[i] + 7 : NULL;
+            if (v == NULL && i + 1 >= argc) {
+                fprintf(stderr, "trustgate demo: --port needs a value\n");
+                demo_usage(stderr);
+                return 2;
+            }
+            if (v == NULL)
+                v = argv[++i];
+            if ((port = parse_port(v)) < 0) {
+                demo_usage(stderr);
+                return 2;
+            }
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             demo_usage(stdout);
             return 0;
@@ -1453,6 +1606,7 @@ int tg_cmd_demo(int argc, char **argv)
         }
     }
     if (dir == NULL) {
+        fprintf(stderr, "trustgate demo: no DIR given\n");
         demo_usage(stderr);
         return 2;
     }
@@ -1464,6 +1618,9 @@ int tg_cmd_demo(int argc, char **argv)
     }
     tg_buf_init(&w->certs_txt);
     w->now = time(NULL);
+    w->port = port;
+    snprintf(w->hostport, sizeof(w->hostport), DEMO_HOST ":%d", port);
+    snprintf(w->base_url, sizeof(w->base_url), "http://" DEMO_HOST ":%d", port);
     world_describe(w);
     w->conf = NCONF_new(NULL);
     int rc = w->conf != NULL ? 0 : TG_ENOMEM;
@@ -1480,14 +1637,19 @@ int tg_cmd_demo(int argc, char **argv)
     if (rc == 0)
         rc = write_certs_txt(w);
     if (rc == 0)
+        rc = write_upstreams_txt(w);
+    if (rc == 0)
         rc = write_readme(w);
     if (rc == 0) {
         printf("demo world written to %s\n"
                "  Guangdong: SM2 root, 2 SM2 issuing CAs (\"%s\" suspended), lists/gd.xml\n"
                "  Hong Kong: RSA-2048 root, RSA-2048 and ECDSA P-256 issuing CAs, "
                "lists/hk.xml\n"
+               "  trustgate on %s; the CAs' own OCSP responders on ports %d to %d "
+               "(upstreams.txt)\n"
                "  start it: trustgate serve -c %s/trustgate.ini   (see README.txt)\n",
-               w->dir, w->sides[0].cas[1].category_en, w->dir);
+               w->dir, w->sides[0].cas[1].category_en, w->hostport, port + 1, port + DEMO_UPSTREAMS,
+               w->dir);
     } else {
         fprintf(stderr, "trustgate demo: stopped; %s may hold a partial world\n",
                 w->dir[0] ? w->dir : dir);

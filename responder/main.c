@@ -31,7 +31,10 @@ static void usage(FILE *out)
           "  trustgate query --url URL --issuer CA --cert EE [--signer CERT] [--sha256|--sm3]\n"
           "                  [--nonce] [--get]   OCSP client that verifies every algorithm, SM2 "
           "included\n"
-          "  trustgate demo [--force] DIR  make a complete demo world with its configuration\n"
+          "  trustgate demo [--force] [--port N] DIR\n"
+          "                              make a complete demo world with its configuration\n"
+          "                              (trustgate on port N, default 8080; the CAs' own\n"
+          "                              OCSP responders on N+1..N+4)\n"
           "  trustgate version           print versions\n",
           out);
 }

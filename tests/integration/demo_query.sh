@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # `trustgate demo` and `trustgate query` end to end (SPEC §4): the demo world
-# is checked from the outside with the openssl CLI and xmlsec1 (chains, SM2
-# with the GM/T 0009 ID, CRLs, list signatures), with `trustgate check` and
-# `tl show`, and with the CAs' own `openssl ocsp -index` responders; then a
-# real `trustgate serve` on the demo configuration is asked with `trustgate
-# query`: SM2-signed certificateHold for the suspended Guangdong category,
-# a tampered signature refused, and for the active issuers of both sides
-# `good` and `revoked` from their CRLs (fetched from file: URLs).
+# (made with --port on a free run of five ports) is checked from the outside
+# with the openssl CLI and xmlsec1 (chains, SM2 with the GM/T 0009 ID, CRLs,
+# list signatures), with `trustgate check` and `tl show`; scripts/demo-run.sh
+# runs it with the CAs' own `openssl ocsp -index` responders, each asked
+# about its CA's certificates; then a real `trustgate serve` on the demo
+# configuration is asked with `trustgate query`: SM2-signed certificateHold
+# for the suspended Guangdong category, a tampered signature refused, and for
+# the active issuers of both sides `good` and `revoked` from their CRLs
+# (fetched from file: URLs).
 #
 #   TG_BUILD=build bash tests/integration/demo_query.sh
 set -euo pipefail
@@ -36,6 +38,62 @@ no_sanitizer_report() {
         fail "$1: sanitizer report:"
         printf '%s\n' "$QOUT" | head -20 | sed 's/^/        | /'
     fi
+}
+
+# free_port_run N: the first of N consecutive TCP ports that are free on
+# 127.0.0.1 and on the wildcard addresses (an `openssl ocsp -port`
+# responder binds [::]), outside the ephemeral range so that no outgoing
+# connection takes one of them meanwhile.
+free_port_run() {
+    python3 - "$1" <<'EOF'
+import random, socket, sys
+n = int(sys.argv[1])
+try:
+    lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+except (OSError, ValueError):
+    lo, hi = 32768, 60999
+def free(port):
+    for fam, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET, "0.0.0.0"),
+                      (socket.AF_INET6, "::")):
+        try:
+            s = socket.socket(fam, socket.SOCK_STREAM)
+        except OSError:
+            continue                # no IPv6 here
+        try:
+            s.bind((addr, port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+bases = [b for b in range(10000, 65536 - n) if b + n - 1 < lo or b > hi]
+for _ in range(500):
+    b = random.choice(bases)
+    if all(free(b + i) for i in range(n)):
+        print(b)
+        sys.exit(0)
+sys.exit(1)
+EOF
+}
+
+# ports_listening PORT...: those of the ports that a socket listens on,
+# read from the kernel's tables (a connection closed without a request
+# makes an `openssl ocsp` responder spin).
+ports_listening() {
+    local p
+    for p in "$@"; do
+        if awk -v p="$(printf ':%04X' "$p")" '$4 == "0A" && substr($2, length($2) - 4) == p { f = 1 }
+            END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
+            printf '%s ' "$p"
+        fi
+    done
+}
+
+# forget_pid PID: PID is gone; the cleanup at exit must not signal it.
+forget_pid() {
+    local keep=() p
+    for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
 }
 
 # certs SIDE: the certs.txt lines of one side (side ca ee expected alg root).
@@ -144,6 +202,7 @@ signers/gd-responder.pem
 signers/hk-responder.key
 signers/hk-responder.pem
 trustgate.ini
+upstreams.txt
 EOF
     )
     got=$(cd "$D" && find . -type f ! -path './cache/*' ! -name '*.log' | sed 's|^\./||' | LC_ALL=C sort)
@@ -159,7 +218,7 @@ EOF
     local ini
     ini=$(cat "$D/trustgate.ini")
     local want_line
-    for want_line in "listen = 127.0.0.1:8080" "admin_socket = admin.sock" "path = cache" \
+    for want_line in "listen = 127.0.0.1:$PORT" "admin_socket = admin.sock" "path = cache" \
         "allow_file_urls = yes" "[signer gd]" "[signer hk]" "source = lists/gd.xml" \
         "source = lists/hk.xml" "operator_cert = operators/gd-operator.pem" "mode = sign" \
         "mode = relay"; do
@@ -253,8 +312,8 @@ test_ee_contents() {
     while read -r side ca ee _ _ _; do
         fp=$(openssl x509 -in "$D/$ca" -outform DER | sha256sum | cut -d' ' -f1)
         out=$(openssl x509 -in "$D/$ee" -noout -ext certificatePolicies,authorityInfoAccess,crlDistributionPoints 2>&1)
-        assert_contains "OCSP - URI:http://127.0.0.1:8080/ocsp" "$out" "$ee AIA" || true
-        assert_contains "URI:http://127.0.0.1:8080/crl/$side/$fp.crl" "$out" "$ee CRL DP" || true
+        assert_contains "OCSP - URI:http://127.0.0.1:$PORT/ocsp" "$out" "$ee AIA" || true
+        assert_contains "URI:http://127.0.0.1:$PORT/crl/$side/$fp.crl" "$out" "$ee CRL DP" || true
         if [[ $side == hk ]]; then
             assert_match "Policy: 2\.16\.344\.8\.2\.2008\.810\.2\.2024\.[0-9]+\.[0-9]+" "$out" "$ee policy" || true
         else
@@ -308,14 +367,14 @@ test_tl_show() {
     assert_eq 1 "$(grep -c '^    status: suspended since' <<<"$out")" "gd suspended categories" || true
     assert_eq 1 "$(grep -c '^    status: active since' <<<"$out")" "gd active categories" || true
     assert_contains "history:" "$out" "gd ServiceHistory" || true
-    assert_contains "http://127.0.0.1:8080/trustlist/hk.xml  territory HK" "$out" "gd points at hk" || true
+    assert_contains "http://127.0.0.1:$PORT/trustlist/hk.xml  territory HK" "$out" "gd points at hk" || true
     assert_contains "policy: 1.2.156.99999.810.2 (prefix match)" "$out" "gd policy" || true
     assert_contains "supply point: crl file://$D/gd/personal-ca/crl.der" "$out" "gd CRL supply point" || true
     out=$(cd "$D" && "$TG" tl show lists/hk.xml --operator-cert operators/hk-operator.pem 2>&1) || true
     assert_eq 2 "$(grep -c '^    status: active since' <<<"$out")" "hk active categories" || true
     assert_contains "policy: 2.16.344.8.2.2008.810.2 (prefix match)" "$out" "hk policy" || true
-    assert_contains "http://127.0.0.1:8080/trustlist/gd.xml  territory CN" "$out" "hk points at gd" || true
-    assert_contains "supply point: ocsp http://127.0.0.1:8081/" "$out" "hk OCSP supply point" || true
+    assert_contains "http://127.0.0.1:$PORT/trustlist/gd.xml  territory CN" "$out" "hk points at gd" || true
+    assert_contains "supply point: ocsp http://127.0.0.1:$((PORT + 1))/" "$out" "hk OCSP supply point" || true
 }
 
 test_resign_template() {
@@ -333,40 +392,182 @@ test_resign_template() {
     assert_eq 2 "$(grep -c '^    status: active since' <<<"$out")" "active categories" || true
 }
 
-# upstream_kit SIDE SLUG [openssl ocsp args...]: starts the CA's own
-# responder on a free port, asks it about the good and the revoked
-# certificate (no --signer: a delegated responder of the CA), stops it.
-upstream_kit() {
-    local side=$1 slug=$2 port pid i
-    shift 2
-    port=$(free_port)
-    (cd "$D" && exec openssl ocsp -index "$side/$slug/index.txt" -CA "$side/$slug/ca.pem" \
-        -rsigner "$side/$slug/ocsp.pem" -rkey "$side/$slug/ocsp.key" "$@" -port "$port" -nmin 60) \
-        >>"$WORK/upstream-$slug.log" 2>&1 &
-    pid=$!
-    PIDS+=("$pid")
-    for ((i = 0; i < 50; i++)); do
-        query --url "http://127.0.0.1:$port/" --issuer "$side/$slug/ca.pem" --cert "$side/$slug/ee-good.pem" --timeout-ms 500
-        ((QRC != 5)) && break
-        sleep 0.1
+# The upstream responders in port order: "PORT SIDE SLUG" per line.
+upstreams_want() {
+    printf '%s\n' "$((PORT + 1)) hk rsa-ca" "$((PORT + 2)) hk ecc-ca" \
+        "$((PORT + 3)) gd personal-ca" "$((PORT + 4)) gd organisation-ca"
+}
+
+# list_urls FILE: "ELEMENT PORT" for every http://127.0.0.1 URL in a trust
+# list (ELEMENT: the URL's element, or its parent's for tsl:URI).
+list_urls() {
+    python3 - "$1" <<'EOF'
+import re, sys, xml.etree.ElementTree as ET
+parents = {}
+root = ET.parse(sys.argv[1]).getroot()
+for p in root.iter():
+    for c in p:
+        parents[c] = p
+name = lambda e: e.tag.split("}")[-1]
+for e in root.iter():
+    m = re.match(r"http://127\.0\.0\.1:(\d+)/", (e.text or "").strip())
+    if m:
+        el = name(parents[e]) if name(e) == "URI" else name(e)
+        print(el, m.group(1))
+EOF
+}
+
+test_demo_port() {
+    t_name "demo --port N: trustgate and every URL naming it on N, the CAs' OCSP supply points on N+1..N+4, upstreams.txt"
+    local k port side slug fp got out f
+    # upstreams.txt: PORT<TAB>command, in the documented order, -port = PORT
+    got=$(sed -n 's|^\([0-9]*\)\topenssl ocsp -index \([a-z]*\)/\([a-z-]*\)/index\.txt .* -port \([0-9]*\) -nmin 60$|\1 \2 \3 \4|p' \
+        "$D/upstreams.txt" | awk '$1 == $4 { print $1, $2, $3 }')
+    assert_eq "$(upstreams_want)" "$got" "upstreams.txt: port, side, CA" || true
+    assert_eq 4 "$(wc -l <"$D/upstreams.txt")" "upstreams.txt lines" || true
+    assert_eq 2 "$(grep -c -- "-rmd sm3 -rsigopt distid:$ID -port" "$D/upstreams.txt")" "SM2 responders sign with SM3 and the ID" || true
+    # the lists: each CA's OCSP supply point is its upstream responder
+    while read -r port side slug; do
+        fp=$(openssl x509 -in "$D/$side/$slug/ca.pem" -outform DER | sha256sum | cut -d' ' -f1)
+        got=$("$TG" tl show "$D/lists/$side.xml" --operator-cert "$D/operators/$side-operator.pem" 2>&1 |
+            awk -v fp="$fp" '$1 == "sha256" { cur = $2 } /supply point: ocsp/ && cur == fp { print $4 }')
+        assert_eq "http://127.0.0.1:$port/" "$got" "$side list: $slug OCSP supply point" || true
+    done < <(upstreams_want)
+    # every other URL in the lists names trustgate on N
+    for f in gd.xml hk.xml gd.unsigned.xml hk.unsigned.xml; do
+        out=$(list_urls "$D/lists/$f")
+        got=$(awk '$1 == "ServiceSupplyPoint" { print $2 }' <<<"$out" | LC_ALL=C sort | tr '\n' ' ')
+        case $f in
+        gd*) assert_eq "$((PORT + 3)) $((PORT + 4)) " "$got" "lists/$f: supply point ports" || true ;;
+        hk*) assert_eq "$((PORT + 1)) $((PORT + 2)) " "$got" "lists/$f: supply point ports" || true ;;
+        esac
+        got=$(awk '$1 != "ServiceSupplyPoint" { print $1 }' <<<"$out" | LC_ALL=C sort -u | tr '\n' ' ')
+        assert_eq "DistributionPoints ElectronicAddress SchemeInformationURI TSLLocation TSPInformationURI " \
+            "$got" "lists/$f: elements naming trustgate" || true
+        got=$(awk '$1 != "ServiceSupplyPoint" { print $2 }' <<<"$out" | LC_ALL=C sort -u | tr '\n' ' ')
+        assert_eq "$PORT " "$got" "lists/$f: trustgate's port" || true
     done
+    # certificates (AIA, CRL DP), trustgate.ini and README.txt
+    got=$(cd "$D" && for f in */*/ee-*.pem; do
+        openssl x509 -in "$f" -noout -ext authorityInfoAccess,crlDistributionPoints
+    done | grep -oE '127\.0\.0\.1:[0-9]+' | LC_ALL=C sort | uniq -c | awk '{ print $1, $2 }')
+    assert_eq "16 127.0.0.1:$PORT" "$got" "AIA and CRL DP of the 8 end-entity certificates" || true
+    assert_eq "listen = 127.0.0.1:$PORT" "$(grep '^listen' "$D/trustgate.ini")" "trustgate.ini listen" || true
+    out=$(cat "$D/README.txt")
+    assert_contains "listens on 127.0.0.1:$PORT" "$out" "README: listen address" || true
+    assert_contains "trustgate query --url http://127.0.0.1:$PORT/ocsp" "$out" "README: query URL" || true
+    for k in 1 2 3 4; do
+        assert_contains "-port $((PORT + k)) -nmin 60" "$out" "README: upstream responder $k" || true
+        assert_contains "upstream: OCSP http://127.0.0.1:$((PORT + k))/" "$out" "README: category $k" || true
+    done
+    got=$(grep -oE '127\.0\.0\.1:[0-9]+' "$D/README.txt" | cut -d: -f2 | LC_ALL=C sort -u | tr '\n' ' ')
+    assert_eq "$PORT $((PORT + 1)) $((PORT + 2)) $((PORT + 3)) $((PORT + 4)) " "$got" "README: ports" || true
+    # nothing left on the default ports (':' is not in base64, so PEM
+    # and certificate text cannot match by chance)
+    got=$(cd "$D" && { grep -lE ':808[0-4]([^0-9]|$)' README.txt trustgate.ini upstreams.txt lists/*.xml || true; })
+    assert_eq "" "$got" "files still naming 8080..8084" || true
+}
+
+test_demo_port_usage() {
+    t_name "demo: a bad --port is a usage error (exit 2, nothing made); usage shows --port"
+    local bad rc out d3=$WORK/demo-badport
+    for bad in 80 1023 65532 70000 123456 abc 8080x -1 "" " 8080"; do
+        rc=0
+        out=$("$TG" demo --port "$bad" "$d3" 2>&1) || rc=$?
+        assert_eq 2 "$rc" "--port '$bad': exit status ($out)" || true
+        assert_contains "1024 to 65531" "$out" "--port '$bad': message" || true
+    done
+    rc=0
+    out=$("$TG" demo "$d3" --port 2>&1) || rc=$?
+    assert_eq 2 "$rc" "--port without a value ($out)" || true
+    assert_contains "--port needs a value" "$out" "--port without a value: message" || true
+    [[ ! -e $d3 ]] || fail "a usage error still made $d3"
+    out=$("$TG" demo --help 2>&1) || true
+    assert_contains "usage: trustgate demo [--force] [--port N] DIR" "$out" "demo --help" || true
+    assert_contains "N+1 to N+4" "$out" "demo --help: upstream ports" || true
+}
+
+# upstream_query PORT SIDE SLUG: the CA's own responder on PORT, asked with
+# openssl ocsp (the response verified against the CA for RSA/ECDSA; SM2:
+# statuses only, openssl passes no SM2 ID) and with trustgate query (every
+# algorithm; the delegated responder of the CA, the nonce).
+upstream_query() {
+    local port=$1 side=$2 slug=$3 out verify=(-CAfile "$2/$3/ca.pem" -partial_chain)
+    [[ $side == gd ]] && verify=(-noverify)
+    out=$(cd "$D" && timeout 10 openssl ocsp -url "http://127.0.0.1:$port/" -issuer "$side/$slug/ca.pem" \
+        -cert "$side/$slug/ee-good.pem" -cert "$side/$slug/ee-revoked.pem" "${verify[@]}" 2>&1) || true
+    [[ $side == gd ]] || assert_contains "Response verify OK" "$out" "$slug ($port): openssl verification" || true
+    assert_contains "$side/$slug/ee-good.pem: good" "$out" "$slug ($port): openssl good" || true
+    assert_contains "$side/$slug/ee-revoked.pem: revoked" "$out" "$slug ($port): openssl revoked" || true
+    assert_contains "Reason: keyCompromise" "$out" "$slug ($port): openssl reason" || true
+    query --url "http://127.0.0.1:$port/" --issuer "$side/$slug/ca.pem" --cert "$side/$slug/ee-good.pem" --timeout-ms 5000
     assert_eq 0 "$QRC" "$slug good: exit status ($QOUT)" || true
     assert_eq good "$(line certStatus)" "$slug good: certStatus" || true
     assert_match "^delegated responder of the CA " "$(line signer)" "$slug good: signer" || true
-    query --url "http://127.0.0.1:$port/" --issuer "$side/$slug/ca.pem" --cert "$side/$slug/ee-revoked.pem" --nonce
+    query --url "http://127.0.0.1:$port/" --issuer "$side/$slug/ca.pem" --cert "$side/$slug/ee-revoked.pem" \
+        --nonce --timeout-ms 5000
     assert_eq 1 "$QRC" "$slug revoked: exit status ($QOUT)" || true
     assert_eq "keyCompromise (1)" "$(line reason)" "$slug revoked: reason" || true
     assert_eq echoed "$(line nonce)" "$slug revoked: nonce" || true
+    if [[ $side == gd ]]; then
+        assert_eq "OK (sm2-with-sm3)" "$(line signature)" "$slug: SM2 upstream signature" || true
+    fi
     no_sanitizer_report "$slug"
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
 }
 
-test_upstream_kits() {
-    t_name "upstream kits: openssl ocsp -index answers for hk/rsa-ca (RSA) and gd/personal-ca (SM2)"
-    upstream_kit hk rsa-ca
-    upstream_kit gd personal-ca -rmd sm3 -rsigopt "distid:$ID"
-    assert_eq sm2-with-sm3 "$(line signature | sed 's/^OK (\(.*\))$/\1/')" "SM2 upstream signature" || true
+test_demo_run() {
+    t_name "scripts/demo-run.sh: the four upstream responders answer for their CAs, trustgate /healthz; SIGTERM stops all of it"
+    local log=$WORK/demo-run.log run_pid i pid port side slug kids=() comms left
+    bash "$ROOT/scripts/demo-run.sh" "$D" "$TG" >"$log" 2>&1 &
+    run_pid=$!
+    PIDS+=("$run_pid")
+    # trustgate starts once every upstream accepts connections
+    for i in 1 2 3; do
+        wait_healthy "$PORT" "$run_pid" && break
+    done
+    if ! kill -0 "$run_pid" 2>/dev/null ||
+        [[ $(curl -s --max-time 2 "http://127.0.0.1:$PORT/healthz") != ok* ]]; then
+        fail "demo-run.sh did not bring trustgate up; its log:"
+        tail -n 20 "$log" | sed 's/^/        | /'
+        kill -TERM "$run_pid" 2>/dev/null || true
+        return 0
+    fi
+    # its children: the four responders and trustgate
+    mapfile -t kids < <(pgrep -P "$run_pid")
+    PIDS+=("${kids[@]}")
+    comms=$(for pid in "${kids[@]}"; do cat "/proc/$pid/comm" 2>/dev/null; done | LC_ALL=C sort | uniq -c |
+        awk '{ print $1, $2 }' | tr '\n' ' ')
+    assert_eq "4 openssl 1 trustgate " "$comms" "demo-run.sh's processes" || true
+    assert_eq "$PORT $((PORT + 1)) $((PORT + 2)) $((PORT + 3)) $((PORT + 4)) " \
+        "$(ports_listening "$PORT" $((PORT + 1)) $((PORT + 2)) $((PORT + 3)) $((PORT + 4)))" "ports listening" || true
+    assert_file_match "upstream OCSP responders on 127\.0\.0\.1 ports $((PORT + 1)) $((PORT + 2)) $((PORT + 3)) $((PORT + 4)) \(PIDs" \
+        "$log" "demo-run.sh names the responders" || true
+    while read -r port side slug; do
+        upstream_query "$port" "$side" "$slug"
+    done < <(upstreams_want)
+    for ((i = 1; i <= 4; i++)); do
+        [[ -s $D/upstream-$((PORT + i)).log ]] || fail "no $D/upstream-$((PORT + i)).log"
+    done
+
+    kill -TERM "$run_pid" 2>/dev/null || true
+    wait_exit "$run_pid" 15 || true
+    assert_eq 0 "$EXIT_RC" "demo-run.sh exit status after SIGTERM (trustgate's)" || true
+    assert_file_match "SIGTERM: draining" "$log" "trustgate got the SIGTERM" || true
+    left=""
+    for pid in "${kids[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            left+=" $pid($(cat "/proc/$pid/comm" 2>/dev/null))"
+        else
+            forget_pid "$pid"
+        fi
+    done
+    assert_eq "" "$left" "processes of the run still alive" || true
+    [[ $EXIT_RC == running ]] || forget_pid "$run_pid"
+    assert_eq "" "$(ports_listening "$PORT" $((PORT + 1)) $((PORT + 2)) $((PORT + 3)) $((PORT + 4)))" \
+        "ports still listening" || true
+    if grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$log"; then
+        fail "sanitizer report in the demo-run.sh log"
+    fi
 }
 
 # ---------------------------------------------------------------------------
@@ -581,9 +782,12 @@ test_gd_reinstated() {
 
 # ---------------------------------------------------------------------------
 
-t_name "setup: trustgate demo makes a world"
+t_name "setup: trustgate demo --port N makes a world (N..N+4 free)"
+# trustgate on PORT, the CAs' upstream responders on PORT+1..PORT+4
+PORT=$(free_port_run 5) || PORT=
+URL=http://127.0.0.1:$PORT/ocsp
 rc=0
-out=$("$TG" demo "$D" 2>&1) || rc=$?
+out=$("$TG" demo --port "$PORT" "$D" 2>&1) || rc=$?
 if ((rc != 0)) || [[ ! -f $D/trustgate.ini ]]; then
     fail "trustgate demo failed (exit $rc):"
     printf '%s\n' "$out" | tail -n 20 | sed 's/^/        | /'
@@ -593,6 +797,8 @@ fi
 t_end
 
 run_test test_demo_layout
+run_test test_demo_port
+run_test test_demo_port_usage
 run_test test_demo_refuses_nonempty
 run_test test_chains_rsa_ecdsa
 run_test test_chains_sm2
@@ -602,11 +808,8 @@ run_test test_lists_xmlsec
 run_test test_check
 run_test test_tl_show
 run_test test_resign_template
-run_test test_upstream_kits
+run_test test_demo_run
 
-PORT=$(free_port)
-URL=http://127.0.0.1:$PORT/ocsp
-sed -i "s/^listen = 127.0.0.1:8080\$/listen = 127.0.0.1:$PORT/" "$D/trustgate.ini"
 t_name "setup: trustgate serve -c DIR/trustgate.ini starts on the demo world"
 SRV_PID=
 if start_server "$D"; then
