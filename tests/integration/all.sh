@@ -6,7 +6,7 @@ dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 passed=0
 failed=0
 status=0
-for suite in run.sh trustlist.sh demo_query.sh crl.sh; do
+for suite in run.sh trustlist.sh demo_query.sh crl.sh upstream.sh; do
     [[ -f $dir/$suite ]] || continue
     echo "=== $suite"
     out=$(mktemp)
