@@ -62,7 +62,7 @@ typedef struct {
     uint8_t cert_status;
     int8_t reason; /* CRLReason, -1 when absent */
     int64_t revocation_time;
-    tg_slice_t der;      /* the DER OCSPResponse */
+    tg_slice_t der; /* the DER OCSPResponse */
 } tg_cache_ocsp_t;
 
 /* A CRL record; der as in tg_cache_ocsp_t (ignored by
