@@ -501,6 +501,7 @@ static void sign_done(uv_work_t *work, int status)
     tg_worker_t *w = c->w;
     tg_endpoint_t ep = job->ep;
     w->sign_inflight--;
+    TG_INC(w->metrics.sign_done);
     if (tg_conn_is_closing(c)) {
         sign_job_free(job);
         tg_conn_async_end(c);
@@ -687,6 +688,7 @@ static void start_answer(tg_conn_t *c, tg_endpoint_t ep, tg_ocsp_req_t *req, int
         job->work.data = job;
         if (uv_queue_work(&w->loop, &job->work, sign_work, sign_done) == 0) {
             w->sign_inflight++;
+            TG_INC(w->metrics.sign_queued);
             if (!waiting)
                 tg_conn_async_begin(c);
             return;

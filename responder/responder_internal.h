@@ -99,6 +99,8 @@ typedef struct {
     tg_counter_t presign_store_failed; /* cache write queue full or closing */
     tg_counter_t answers_redecided;    /* signed under a replaced generation */
     tg_counter_t sign_shed;            /* tryLater: the signing queue was full */
+    tg_counter_t sign_queued;          /* signing jobs handed to the pool */
+    tg_counter_t sign_done;            /* and finished: queued - done is the queue depth */
     tg_counter_t signed_responses[TG_SIGNER_ALG_COUNT];
 } tg_metrics_t;
 
