@@ -65,6 +65,7 @@ UNIT_BIN := $(BUILD)/tests/unit
 MALFORMED_BIN := $(BUILD)/tests/malformed
 POLL_BIN := $(BUILD)/tests/ocsp_poll
 MKCRL_BIN := $(BUILD)/tests/mkcrl
+MKOCSP_BIN := $(BUILD)/tests/mkocsp
 FUZZ_SRCS := $(wildcard tests/fuzz/*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz-%)
 
@@ -108,12 +109,17 @@ $(MKCRL_BIN): $(BUILD)/obj/tests/integration/mkcrl.o $(LIB_OBJS) $(LLHTTP_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# mkocsp: signs upstream OCSP answers with any times and statuses for upstream.sh.
+$(MKOCSP_BIN): $(BUILD)/obj/tests/integration/mkocsp.o $(LIB_OBJS) $(LLHTTP_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 deps:
 	@bash scripts/install-deps.sh
 
 # make test: install what is missing, build, run every test.
 test: deps
-	$(MAKE) all $(UNIT_BIN) $(MALFORMED_BIN) $(POLL_BIN) $(MKCRL_BIN)
+	$(MAKE) all $(UNIT_BIN) $(MALFORMED_BIN) $(POLL_BIN) $(MKCRL_BIN) $(MKOCSP_BIN)
 	$(MAKE) unit integration
 
 # One deadline for the whole unit run instead of Criterion's per-test
@@ -123,12 +129,12 @@ UNIT_TIMEOUT_S ?= 900
 unit: $(UNIT_BIN)
 	TG_VECTORS=$(VECTORS) TG_BUILD=$(BUILD) timeout $(UNIT_TIMEOUT_S) $(UNIT_BIN) --jobs 2
 
-integration: $(BUILD)/trustgate $(MALFORMED_BIN) $(POLL_BIN) $(MKCRL_BIN)
+integration: $(BUILD)/trustgate $(MALFORMED_BIN) $(POLL_BIN) $(MKCRL_BIN) $(MKOCSP_BIN)
 	TG_VECTORS=$(VECTORS) TG_BUILD=$(BUILD) bash tests/integration/all.sh
 
 # The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan: deps
-	$(MAKE) VARIANT=asan all $(UNIT_BIN) $(MALFORMED_BIN) $(POLL_BIN) $(MKCRL_BIN)
+	$(MAKE) VARIANT=asan all $(UNIT_BIN) $(MALFORMED_BIN) $(POLL_BIN) $(MKCRL_BIN) $(MKOCSP_BIN)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  $(MAKE) VARIANT=asan unit integration
 

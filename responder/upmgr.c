@@ -93,7 +93,8 @@ struct flight {
     long timeout_ms;
     upstream_t *up;
     waiter_t *waiters;
-    uint64_t t0_ms;
+    uint64_t created_ms; /* the first ask */
+    uint64_t t0_ms;      /* the request went out */
 };
 
 typedef struct {
@@ -255,15 +256,33 @@ static int build_request(const tg_certid_t *id, X509 *issuer, tg_buf_t *out)
 
 static void start_flight(flight_t *f);
 
-/* Starts queued flights while the upstream has room. */
+/* Starts queued flights while the upstream has room; when its breaker has
+ * opened meanwhile, the queued ones fail at once instead. */
 static void drain_queue(upstream_t *up)
 {
-    while (up->qhead != NULL && up->inflight < TG_UP_MAX_INFLIGHT) {
+    while (up->qhead != NULL && (up->inflight < TG_UP_MAX_INFLIGHT || up->breaker_open)) {
         flight_t *f = up->qhead;
         up->qhead = f->qnext;
         if (up->qhead == NULL)
             up->qtail = NULL;
-        start_flight(f);
+        if (up->breaker_open) {
+            /* as for a new ask: fail at once while open, and once the time
+             * is up let one probe through at a time */
+            if ((int64_t)now_ms() < up->open_until_ms || up->inflight > 0) {
+                count(f->m, "breaker_open");
+                complete(f, "breaker_open", NULL, 0, NULL);
+            } else {
+                start_flight(f);
+            }
+        } else if (up->inflight < TG_UP_MAX_INFLIGHT) {
+            start_flight(f);
+        } else {
+            f->qnext = up->qhead; /* no room: back at the front */
+            up->qhead = f;
+            if (up->qtail == NULL)
+                up->qtail = f;
+            break;
+        }
     }
 }
 
@@ -351,6 +370,13 @@ static void start_flight(flight_t *f)
 {
     tg_upmgr_t *m = f->m;
     upstream_t *up = f->up;
+    /* the asker waits timeout_ms at most, time in the queue included */
+    int64_t left = f->timeout_ms - (int64_t)(now_ms() - f->created_ms);
+    if (left < 10) {
+        count(m, "timeout");
+        complete(f, "timeout", NULL, 0, NULL);
+        return;
+    }
     tg_buf_t body;
     tg_buf_init(&body);
     int rc = build_request(&f->id, f->issuer, &body);
@@ -361,7 +387,7 @@ static void start_flight(flight_t *f)
                               .content_type = "application/ocsp-request",
                               .accept = "application/ocsp-response",
                               .max_bytes = TG_UP_MAX_BYTES,
-                              .timeout_ms = f->timeout_ms};
+                              .timeout_ms = (long)left};
         f->t0_ms = now_ms();
         rc = tg_fetch_start(m->fetcher, &req, on_fetched, f);
     }
@@ -458,6 +484,7 @@ static void on_ask(void *arg, int canceled)
     f->issuer = a->issuer;
     a->issuer = NULL;
     f->timeout_ms = a->timeout_ms;
+    f->created_ms = now_ms();
     f->up = up;
     f->waiters = wt; /* NULL for a refresh: the answer only goes to the cache */
     if (wt != NULL)

@@ -40,42 +40,6 @@ no_sanitizer_report() {
     fi
 }
 
-# free_port_run N: the first of N consecutive TCP ports that are free on
-# 127.0.0.1 and on the wildcard addresses (an `openssl ocsp -port`
-# responder binds [::]), outside the ephemeral range so that no outgoing
-# connection takes one of them meanwhile.
-free_port_run() {
-    python3 - "$1" <<'EOF'
-import random, socket, sys
-n = int(sys.argv[1])
-try:
-    lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
-except (OSError, ValueError):
-    lo, hi = 32768, 60999
-def free(port):
-    for fam, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET, "0.0.0.0"),
-                      (socket.AF_INET6, "::")):
-        try:
-            s = socket.socket(fam, socket.SOCK_STREAM)
-        except OSError:
-            continue                # no IPv6 here
-        try:
-            s.bind((addr, port))
-        except OSError:
-            return False
-        finally:
-            s.close()
-    return True
-bases = [b for b in range(10000, 65536 - n) if b + n - 1 < lo or b > hi]
-for _ in range(500):
-    b = random.choice(bases)
-    if all(free(b + i) for i in range(n)):
-        print(b)
-        sys.exit(0)
-sys.exit(1)
-EOF
-}
-
 # ports_listening PORT...: those of the ports that a socket listens on,
 # read from the kernel's tables (a connection closed without a request
 # makes an `openssl ocsp` responder spin).
@@ -687,32 +651,6 @@ test_openssl_vafile() {
         assert_contains "Reason: keyCompromise" "$out" "$ca: reason" || true
         assert_match "Revocation Time: [A-Z][a-z]{2} +[0-9]+ [0-9:]{8} [0-9]{4} GMT" "$out" "$ca: revocation time" || true
     done
-}
-
-# side_list SIDE SEQ SERVICE STATUS_URI: lists/SIDE.xml rewritten from the
-# demo's unsigned template with the category named SERVICE set to STATUS_URI
-# (history: the status before) and the sequence number set, signed by the
-# side's operator, renamed into place.
-side_list() {
-    local side=$1 seq=$2 service=$3 status=$4
-    python3 - "$D/lists/$side.unsigned.xml" "$D/lists/$side.next.unsigned.xml" "$seq" "$status" "$service" <<'PY'
-import re, sys, time
-src, dst, seq, status, service = sys.argv[1:]
-doc = open(src, encoding="utf-8").read()
-doc = re.sub(r"<tsl:TSLSequenceNumber>\d+<", f"<tsl:TSLSequenceNumber>{seq}<", doc, count=1)
-now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 5))
-issued = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-doc = re.sub(r"<tsl:ListIssueDateTime>[^<]*<", f"<tsl:ListIssueDateTime>{issued}<", doc, count=1)
-# the named category: change its status, keep the old one as history
-i = doc.index(service)
-j = doc.index("<tsl:ServiceStatus>", i)
-k = doc.index("</tsl:StatusStartingTime>", j) + len("</tsl:StatusStartingTime>")
-doc = doc[:j] + f"<tsl:ServiceStatus>{status}</tsl:ServiceStatus><tsl:StatusStartingTime>{now}</tsl:StatusStartingTime>" + doc[k:]
-open(dst, "w", encoding="utf-8").write(doc)
-PY
-    "$TG" tl sign --key "$D/operators/$side-operator.key" --cert "$D/operators/$side-operator.pem" \
-        "$D/lists/$side.next.unsigned.xml" "$D/lists/$side.next.xml" >/dev/null
-    mv -f "$D/lists/$side.next.xml" "$D/lists/$side.xml"
 }
 
 # hk_list SEQ STATUS_URI: the HK RSA category set to STATUS_URI.
