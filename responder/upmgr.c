@@ -528,22 +528,17 @@ int tg_upmgr_new(tg_cache_t *cache, tg_upmgr_t **out_mgr)
     return 0;
 }
 
-int tg_upmgr_ask(tg_upmgr_t *mgr, tg_worker_t *w, const tg_up_ask_t *ask, tg_up_done_cb cb,
-                 void *arg)
+/* Hands ask (copied) to the fetcher thread with its waiter (NULL: a
+ * refresh). On failure nothing is kept (wt is the caller's). */
+static int send_ask(tg_upmgr_t *mgr, waiter_t *wt, const tg_up_ask_t *ask)
 {
     ask_msg_t *a = calloc(1, sizeof(*a));
-    waiter_t *wt = calloc(1, sizeof(*wt));
     char *url = strdup(ask->url);
-    if (a == NULL || wt == NULL || url == NULL) {
+    if (a == NULL || url == NULL) {
         free(a);
-        free(wt);
         free(url);
         return TG_ENOMEM;
     }
-    wt->w = w;
-    wt->cb = cb;
-    wt->arg = arg;
-    tg_buf_init(&wt->res.der);
     a->m = mgr;
     a->waiter = wt;
     a->id = *ask->id;
@@ -556,33 +551,29 @@ int tg_upmgr_ask(tg_upmgr_t *mgr, tg_worker_t *w, const tg_up_ask_t *ask, tg_up_
         X509_free(a->issuer);
         free(a->url);
         free(a);
-        free(wt);
     }
+    return rc;
+}
+
+int tg_upmgr_ask(tg_upmgr_t *mgr, tg_worker_t *w, const tg_up_ask_t *ask, tg_up_done_cb cb,
+                 void *arg)
+{
+    waiter_t *wt = calloc(1, sizeof(*wt));
+    if (wt == NULL)
+        return TG_ENOMEM;
+    wt->w = w;
+    wt->cb = cb;
+    wt->arg = arg;
+    tg_buf_init(&wt->res.der);
+    int rc = send_ask(mgr, wt, ask);
+    if (rc != 0)
+        free(wt);
     return rc;
 }
 
 int tg_upmgr_refresh(tg_upmgr_t *mgr, const tg_up_ask_t *ask)
 {
-    ask_msg_t *a = calloc(1, sizeof(*a));
-    char *url = strdup(ask->url);
-    if (a == NULL || url == NULL) {
-        free(a);
-        free(url);
-        return TG_ENOMEM;
-    }
-    a->m = mgr;
-    a->id = *ask->id;
-    a->url = url;
-    X509_up_ref(ask->issuer);
-    a->issuer = ask->issuer;
-    a->timeout_ms = ask->timeout_ms;
-    int rc = tg_fetcher_call(mgr->fetcher, on_ask, a);
-    if (rc != 0) {
-        X509_free(a->issuer);
-        free(a->url);
-        free(a);
-    }
-    return rc;
+    return send_ask(mgr, NULL, ask);
 }
 
 int tg_upmgr_breaker_open(tg_upmgr_t *mgr, const char *url)
