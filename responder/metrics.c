@@ -162,6 +162,19 @@ int tg_metrics_render(tg_server_t *srv, tg_buf_t *out)
                         (unsigned long long)SUM(srv, presign_misses),
                         (unsigned long long)SUM(srv, presign_stored),
                         (unsigned long long)SUM(srv, presign_store_failed));
+    rc |= tg_buf_printf(
+        out,
+        "# HELP trustgate_ocsp_answers_by_source_total Single answers by where their status "
+        "came from: the CA's responder just now, its answer cached, its CRL, the trust list.\n"
+        "# TYPE trustgate_ocsp_answers_by_source_total counter\n"
+        "trustgate_ocsp_answers_by_source_total{source=\"upstream\"} %llu\n"
+        "trustgate_ocsp_answers_by_source_total{source=\"cache\"} %llu\n"
+        "trustgate_ocsp_answers_by_source_total{source=\"crl\"} %llu\n"
+        "trustgate_ocsp_answers_by_source_total{source=\"trust_list\"} %llu\n",
+        (unsigned long long)SUM(srv, answers_src_fetched),
+        (unsigned long long)SUM(srv, answers_src_cached),
+        (unsigned long long)(SUM(srv, answers_crl_good) + SUM(srv, answers_crl_revoked)),
+        (unsigned long long)(SUM(srv, rejections_suspended) + SUM(srv, rejections_terminated)));
     rc |= render_counter(out, "trustgate_cache_read_errors_total",
                          "Cache reads on the answer path that failed (answered tryLater).",
                          SUM(srv, cache_errors));

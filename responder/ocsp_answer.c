@@ -274,6 +274,10 @@ static tg_ocsp_status_t decide_active(tg_worker_t *w, const tg_gen_t *gen, int l
         maybe_refresh(w, ca, id, url, now, &up);
     if (have_up && (!have_crl || up.this_update >= cr.this_update)) {
         use = &up;
+        if (tried && inject->res != NULL && inject->res->reason == NULL)
+            TG_INC(w->metrics.answers_src_fetched);
+        else
+            TG_INC(w->metrics.answers_src_cached);
         if (req->n_certids == 1 && li >= 0 && cfg->trustlists[li].mode == TG_TL_MODE_RELAY) {
             v->relay = 1;
             v->relay_der = up.der;

@@ -91,6 +91,8 @@ typedef struct {
     tg_counter_t answers_upstream_relayed; /* the CA's own answer, as received */
     tg_counter_t answers_upstream_signed;  /* its status, signed by us */
     tg_counter_t upstream_asks;            /* asks sent to the upstream manager */
+    tg_counter_t answers_src_fetched;      /* from an upstream answer fetched for this request */
+    tg_counter_t answers_src_cached;       /* from a cached upstream answer */
     tg_counter_t upstream_skipped_open;    /* not asked: the responder's breaker is open */
     tg_counter_t upstream_refresh_asks;    /* answers near nextUpdate asked to be refreshed */
     tg_counter_t presign_hits;             /* answered from a pre-signed answer */
