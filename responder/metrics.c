@@ -2,6 +2,7 @@
 #include "responder/responder_internal.h"
 
 #include "common/log.h"
+#include "responder/signpool.h"
 #include "responder/upmgr.h"
 
 #include <stddef.h>
@@ -181,13 +182,12 @@ int tg_metrics_render(tg_server_t *srv, tg_buf_t *out)
     rc |= render_counter(out, "trustgate_ocsp_redecided_total",
                          "Signed answers decided again because the trust lists changed meanwhile.",
                          SUM(srv, answers_redecided));
-    uint64_t queued = SUM(srv, sign_queued), done = SUM(srv, sign_done);
     rc |= tg_buf_printf(out,
-                        "# HELP trustgate_signing_queue_depth Signing jobs queued or running "
-                        "(at most 64 per worker; more are shed with tryLater).\n"
+                        "# HELP trustgate_signing_queue_depth Signing jobs queued or running in "
+                        "the signing pool (at most 64 per worker; more are shed with tryLater).\n"
                         "# TYPE trustgate_signing_queue_depth gauge\n"
-                        "trustgate_signing_queue_depth %llu\n",
-                        (unsigned long long)(queued > done ? queued - done : 0));
+                        "trustgate_signing_queue_depth %zu\n",
+                        srv->signpool != NULL ? tg_signpool_depth(srv->signpool) : 0);
     rc |= render_counter(out, "trustgate_ocsp_sign_shed_total",
                          "Answers shed with tryLater because the signing queue was full.",
                          SUM(srv, sign_shed));

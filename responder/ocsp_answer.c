@@ -19,8 +19,9 @@
  * nothing. A trust-list swap or a new CRL changes the key, and the stored
  * answer is never served again (SPEC §6).
  *
- * Signing never runs on the worker loop: it goes to libuv's thread pool and
- * the connection waits (tg_conn_async_begin), keeping pipelined answers in
+ * Signing never runs on the worker loop: it goes to the signing pool
+ * (signpool.h; bounded: a full pool sheds with tryLater) and the connection
+ * waits (tg_conn_async_begin), keeping pipelined answers in
  * order. An answer signed under a generation that was replaced meanwhile is
  * decided again under the new one, so nothing built from a superseded trust
  * list leaves after the swap. */
@@ -28,6 +29,7 @@
 
 #include "common/log.h"
 #include "pki/ocsp_sign.h"
+#include "responder/signpool.h"
 #include "responder/upmgr.h"
 
 #include <inttypes.h>
@@ -36,10 +38,10 @@
 #include <string.h>
 
 /* Signing jobs queued or running per worker before new ones are shed with
- * tryLater (RFC 6960 §2.3) rather than letting latency grow without bound.
- * Trust-list loads share libuv's pool, so the queue is kept short: at the
- * SM2 rate (~2,800/s per core) 64 jobs are ~25 ms of work. */
-#define MAX_SIGN_INFLIGHT 64
+ * tryLater (RFC 6960 §2.3) rather than letting latency grow without bound:
+ * at the SM2 rate (~2,800/s per core) 64 jobs are ~25 ms of work. The pool
+ * as a whole holds TG_SIGN_JOBS_PER_WORKER per worker (server.c). */
+#define MAX_SIGN_INFLIGHT TG_SIGN_JOBS_PER_WORKER
 
 /* The rejection and error answers must not be cached by an intermediary
  * (SPEC §5: rejections carry no-store). */
@@ -69,7 +71,6 @@ typedef struct {
 } up_inject_t;
 
 typedef struct {
-    uv_work_t work;
     tg_conn_t *c;
     tg_endpoint_t ep;
     tg_gen_t *gen; /* the generation the answer was decided under */
@@ -466,9 +467,9 @@ static void sign_job_free(sign_job_t *job)
 }
 
 /* Thread pool: the only blocking part. */
-static void sign_work(uv_work_t *work)
+static void sign_work(void *arg)
 {
-    sign_job_t *job = work->data;
+    sign_job_t *job = arg;
     job->rc = tg_ocsp_sign_response(
         job->signer, job->singles, job->req.n_certids, job->req.has_nonce ? job->req.nonce : NULL,
         job->req.has_nonce ? job->req.nonce_len : 0, job->now, &job->der);
@@ -498,39 +499,44 @@ static void start_answer(tg_conn_t *c, tg_endpoint_t ep, tg_ocsp_req_t *req, int
                          const up_inject_t *inject);
 
 /* Back on the worker loop. */
-static void sign_done(uv_work_t *work, int status)
+static void sign_done(void *arg, int canceled)
 {
-    sign_job_t *job = work->data;
+    sign_job_t *job = arg;
+    if (canceled) { /* the worker stopped taking mail: nothing to answer */
+        sign_job_free(job);
+        return;
+    }
     tg_conn_t *c = job->c;
     tg_worker_t *w = c->w;
     tg_endpoint_t ep = job->ep;
     w->sign_inflight--;
-    TG_INC(w->metrics.sign_done);
-    if (tg_conn_is_closing(c)) {
+    int closing = tg_conn_is_closing(c);
+    if (!closing)
+        tg_worker_refresh(w);
+    if (closing) {
         sign_job_free(job);
         tg_conn_async_end(c);
-        return;
-    }
-    tg_worker_refresh(w);
-    if (w->gen != job->gen) {
+    } else if (w->gen != job->gen) {
         /* decided under a superseded generation: decide again */
         TG_INC(w->metrics.answers_redecided);
         tg_ocsp_req_t req = job->req;
         tg_ocsp_req_init(&job->req);
         sign_job_free(job);
         start_answer(c, ep, &req, 1, NULL);
-        return;
-    }
-    if (status != 0 || job->rc != 0) {
-        answer_unsigned(c, ep, TG_OCSP_INTERNAL_ERROR);
     } else {
-        TG_INC(w->metrics.signed_responses[tg_signer_alg(job->signer)]);
-        if (job->v.presign)
-            presign_store(w, job);
-        answer_signed(c, ep, time(NULL), &job->v, job->now, TG_SLICE(job->der.data, job->der.len));
+        if (job->rc != 0) {
+            answer_unsigned(c, ep, TG_OCSP_INTERNAL_ERROR);
+        } else {
+            TG_INC(w->metrics.signed_responses[tg_signer_alg(job->signer)]);
+            if (job->v.presign)
+                presign_store(w, job);
+            answer_signed(c, ep, time(NULL), &job->v, job->now,
+                          TG_SLICE(job->der.data, job->der.len));
+        }
+        sign_job_free(job);
+        tg_conn_async_end(c);
     }
-    sign_job_free(job);
-    tg_conn_async_end(c);
+    tg_worker_await_end(w); /* last: may close the worker's mail handle */
 }
 
 /* Answers from a pre-signed answer when one matches v (read transaction
@@ -689,20 +695,25 @@ static void start_answer(tg_conn_t *c, tg_endpoint_t ep, tg_ocsp_req_t *req, int
         job->signer = signer;
         job->v = v;
         job->now = now;
-        job->work.data = job;
-        if (uv_queue_work(&w->loop, &job->work, sign_work, sign_done) == 0) {
+        tg_worker_await_begin(w);
+        int rc = tg_signpool_submit(w->srv->signpool, w, sign_work, sign_done, job);
+        if (rc == 0) {
             w->sign_inflight++;
-            TG_INC(w->metrics.sign_queued);
             if (!waiting)
                 tg_conn_async_begin(c);
             return;
+        }
+        tg_worker_await_end(w);
+        if (rc == TG_ETOOBIG) { /* the pool is full: shed, do not queue */
+            TG_INC(w->metrics.sign_shed);
+            st = TG_OCSP_TRY_LATER;
         }
         *req = job->req; /* give it back for clearing below */
         tg_ocsp_req_init(&job->req);
         sign_job_free(job);
     }
     if (st == TG_OCSP_SUCCESSFUL)
-        st = TG_OCSP_INTERNAL_ERROR; /* out of memory or no pool */
+        st = TG_OCSP_INTERNAL_ERROR; /* out of memory, or the pool is stopping */
     free(singles);
     tg_ocsp_req_clear(req);
     answer_unsigned(c, ep, st);

@@ -65,6 +65,7 @@ typedef enum { TG_HTTP_CODES(TG_HTTP_ENUM) TG_HTTP_CODE_COUNT } tg_http_code_t;
 #define TG_OCSP_STATUS_SLOTS 7 /* OCSPResponseStatus values 0..6 */
 #define TG_SIGNER_ALG_COUNT (TG_SIGNER_SM2 + 1)
 #define TG_DURATION_BUCKETS 16
+#define TG_SIGN_JOBS_PER_WORKER 64 /* signing jobs queued or running per worker */
 
 typedef struct {
     tg_counter_t http_requests[TG_EP_COUNT][TG_HTTP_CODE_COUNT];
@@ -268,11 +269,12 @@ struct tg_server {
     int main_closed;            /* the main loop's handles are closing */
     int stopping;
 
-    tg_tlmgr_t *tlmgr;      /* trust lists (tlmgr.c) */
-    tg_cache_t *cache;      /* the LMDB status store, open for the server's life */
-    tg_crlmgr_t *crlmgr;    /* CRL fetching and ingestion (crlmgr.c) */
-    struct tg_upmgr *upmgr; /* upstream OCSP (upmgr.c) */
-    uv_pipe_t admin;        /* admin socket (admin.c) */
+    tg_tlmgr_t *tlmgr;            /* trust lists (tlmgr.c) */
+    tg_cache_t *cache;            /* the LMDB status store, open for the server's life */
+    tg_crlmgr_t *crlmgr;          /* CRL fetching and ingestion (crlmgr.c) */
+    struct tg_upmgr *upmgr;       /* upstream OCSP (upmgr.c) */
+    struct tg_signpool *signpool; /* signing threads (signpool.c) */
+    uv_pipe_t admin;              /* admin socket (admin.c) */
     struct admin_client *admin_clients;
     int admin_fd; /* bound by tg_server_new; -1 once the handle owns it */
     int admin_open;

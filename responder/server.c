@@ -1,4 +1,5 @@
 #include "responder/responder_internal.h"
+#include "responder/signpool.h"
 #include "responder/upmgr.h"
 
 #include "common/log.h"
@@ -167,6 +168,13 @@ int tg_server_new(tg_config_t *cfg, const char *config_path, tg_server_t **out_s
     rc = tg_upmgr_new(srv->cache, &srv->upmgr);
     if (rc != 0)
         goto fail;
+    /* one signing thread per core, off the worker loops and off libuv's
+     * pool (trust-list loads) */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    rc = tg_signpool_new(cores > 0 ? (size_t)cores : 1, TG_SIGN_JOBS_PER_WORKER * srv->n_workers,
+                         &srv->signpool);
+    if (rc != 0)
+        goto fail;
     if (cfg->admin_socket != NULL) {
         if ((srv->admin_path = strdup(cfg->admin_socket)) == NULL)
             goto fail;
@@ -207,7 +215,8 @@ void tg_server_free(tg_server_t *srv)
     }
     free(srv->workers);
     tg_tlmgr_free(srv->tlmgr);
-    tg_upmgr_free(srv->upmgr); /* after the workers: asks in flight end canceled */
+    tg_upmgr_free(srv->upmgr);       /* after the workers: asks in flight end canceled */
+    tg_signpool_free(srv->signpool); /* idle: workers waited for their jobs */
     tg_crlmgr_free(srv->crlmgr);
     tg_cache_close(srv->cache); /* finishes queued writes */
     tg_gen_unref(srv->gen);
