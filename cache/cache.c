@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define KEY_MAX (1 + 2 * TG_HASH_MAX_LEN + TG_SERIAL_MAX_LEN)
+#define KEY_MAX TG_CERTID_KEY_MAX
 #define BATCH_MAX 64
 #define MAX_READERS 256
 /* 2: the revoked index became one packed value per CA (was one record per
@@ -115,21 +115,12 @@ static int ocsp_key(tg_cache_source_t source, const tg_certid_t *id, uint8_t *ke
 {
     if ((unsigned)source > TG_CACHE_SRC_SIGNED_LIST)
         return TG_EINVAL;
-    if (id == NULL || (unsigned)id->alg >= TG_HASH_COUNT || id->hash_len == 0 ||
-        id->hash_len > TG_HASH_MAX_LEN || id->serial_len == 0 || id->serial_len > TG_SERIAL_MAX_LEN)
+    size_t n = tg_certid_key(id, key);
+    if (n == 0)
         return TG_EINVAL;
-    /* alg | name hash | key hash | serial: the hash length is fixed by alg,
-     * so the concatenation is unambiguous and never the serial alone. */
-    size_t n = 0;
     /* one record per CertID and source: an upstream answer and the one
      * trustgate signed for the same certificate live side by side */
-    key[n++] = (uint8_t)((unsigned)source << 4 | (unsigned)id->alg);
-    memcpy(key + n, id->name_hash, id->hash_len);
-    n += id->hash_len;
-    memcpy(key + n, id->key_hash, id->hash_len);
-    n += id->hash_len;
-    memcpy(key + n, id->serial, id->serial_len);
-    n += id->serial_len;
+    key[0] = (uint8_t)((unsigned)source << 4 | key[0]);
     *out_len = n;
     return 0;
 }

@@ -131,3 +131,11 @@ void tg_hex_encode(const uint8_t *p, size_t n, int upper, char *out)
     }
     out[2 * n] = '\0';
 }
+
+uint64_t tg_fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}

@@ -67,4 +67,9 @@ void tg_hex_encode(const uint8_t *p, size_t n, int upper, char *out);
  * number of digits written (no NUL). */
 size_t tg_u64_to_dec(uint64_t v, char *out);
 
+/* FNV-1a 64 (not cryptographic: hash tables, cache keys, jitter). The
+ * start value: continue from h, or begin with TG_FNV1A_INIT. */
+#define TG_FNV1A_INIT 0xcbf29ce484222325ULL
+uint64_t tg_fnv1a(uint64_t h, const void *p, size_t n);
+
 #endif

@@ -324,6 +324,21 @@ static int check_extensions(OCSP_REQUEST *req, OCSP_ONEREQ *one, enum ext_list w
     return 0;
 }
 
+size_t tg_certid_key(const tg_certid_t *id, uint8_t *key)
+{
+    if (id == NULL || (unsigned)id->alg >= TG_HASH_COUNT || id->hash_len == 0 ||
+        id->hash_len > TG_HASH_MAX_LEN || id->serial_len == 0 || id->serial_len > TG_SERIAL_MAX_LEN)
+        return 0;
+    size_t n = 0;
+    key[n++] = (uint8_t)id->alg;
+    memcpy(key + n, id->name_hash, id->hash_len);
+    n += id->hash_len;
+    memcpy(key + n, id->key_hash, id->hash_len);
+    n += id->hash_len;
+    memcpy(key + n, id->serial, id->serial_len);
+    return n + id->serial_len;
+}
+
 void tg_ocsp_req_init(tg_ocsp_req_t *req)
 {
     memset(req, 0, sizeof(*req));

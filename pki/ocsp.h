@@ -131,6 +131,16 @@ int tg_certid_eq(const tg_certid_t *a, const tg_certid_t *b);
 TG_WUR int tg_ocsp_req_decode(const uint8_t *der, size_t len, size_t max_certids,
                               tg_ocsp_req_t *out);
 
+/* Longest byte key tg_certid_key writes. */
+#define TG_CERTID_KEY_MAX (1 + 2 * TG_HASH_MAX_LEN + TG_SERIAL_MAX_LEN)
+
+/* Writes id as a byte key: algorithm | name hash | key hash | serial (the
+ * hash length is fixed by the algorithm, so the concatenation is
+ * unambiguous, and never the serial alone). key holds TG_CERTID_KEY_MAX
+ * bytes. Returns its length, or 0 when id is not a valid CertID (NULL,
+ * an algorithm out of range, empty or over-long hashes or serial). */
+size_t tg_certid_key(const tg_certid_t *id, uint8_t *key);
+
 /* Initialises *req to empty. */
 void tg_ocsp_req_init(tg_ocsp_req_t *req);
 

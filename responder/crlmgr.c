@@ -662,21 +662,7 @@ static const char *crl_url_of(const tg_tl_ca_t *ca, const tg_config_t *cfg)
                 return tl->crl_urls[j].url;
         }
     }
-    int allow_file_urls = cfg->allow_file_urls;
-    const char *file_url = NULL;
-    for (size_t i = 0; i < ca->n_services; i++) {
-        const tg_tl_service_t *svc = ca->services[i];
-        for (size_t j = 0; j < svc->n_supply_points; j++) {
-            const tg_tl_supply_point_t *sp = &svc->supply_points[j];
-            if (sp->kind != TG_TL_SUPPLY_CRL || sp->uri == NULL)
-                continue;
-            if (strncmp(sp->uri, "http://", 7) == 0 || strncmp(sp->uri, "https://", 8) == 0)
-                return sp->uri;
-            if (allow_file_urls && file_url == NULL && strncmp(sp->uri, "file:", 5) == 0)
-                file_url = sp->uri;
-        }
-    }
-    return file_url;
+    return tg_tl_ca_supply_uri(ca, TG_TL_SUPPLY_CRL, cfg->allow_file_urls);
 }
 
 static crl_ca_t *find_ca(crl_ca_t *list, const uint8_t *id)

@@ -101,23 +101,15 @@ static int cfg_list_index(const tg_config_t *cfg, const char *name)
     return -1;
 }
 
-static uint64_t fnv_mix(uint64_t h, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001b3ULL;
-    return h;
-}
-
 /* Mixes the CRL an answer comes from into its list's key: a new CRL (other
  * thisUpdate, number or size) gives every pre-signed answer a new key. */
 static uint64_t presign_key(uint64_t list_key, const tg_cache_crl_t *crl)
 {
-    uint64_t h = 0xcbf29ce484222325ULL ^ list_key; /* FNV-1a */
+    uint64_t h = TG_FNV1A_INIT ^ list_key;
     uint64_t n = crl->der.n;
-    h = fnv_mix(h, &crl->this_update, 8);
-    h = fnv_mix(h, &n, 8);
-    h = fnv_mix(h, crl->crl_number, crl->crl_number_len);
+    h = tg_fnv1a(h, &crl->this_update, 8);
+    h = tg_fnv1a(h, &n, 8);
+    h = tg_fnv1a(h, crl->crl_number, crl->crl_number_len);
     return h != 0 ? h : 1;
 }
 
@@ -199,22 +191,6 @@ static int crl_cand(tg_worker_t *w, const tg_tl_ca_t *ca, const tg_certid_t *id,
     return 1;
 }
 
-/* The CA's own OCSP responder: the first http(s) OCSP ServiceSupplyPoint
- * among its categories, or NULL. */
-static const char *ocsp_url_of(const tg_tl_ca_t *ca)
-{
-    for (size_t i = 0; i < ca->n_services; i++) {
-        const tg_tl_service_t *svc = ca->services[i];
-        for (size_t j = 0; j < svc->n_supply_points; j++) {
-            const tg_tl_supply_point_t *sp = &svc->supply_points[j];
-            if (sp->kind == TG_TL_SUPPLY_OCSP && sp->uri != NULL &&
-                (strncmp(sp->uri, "http://", 7) == 0 || strncmp(sp->uri, "https://", 8) == 0))
-                return sp->uri;
-        }
-    }
-    return NULL;
-}
-
 /* Asks for a newer answer in the background when the one held nears its
  * nextUpdate: within refresh_ahead_s of it, spread over the last half of
  * that window by the CertID (so answers fetched together are not all
@@ -223,7 +199,7 @@ static void maybe_refresh(tg_worker_t *w, const tg_tl_ca_t *ca, const tg_certid_
                           const char *url, time_t now, const cand_t *up)
 {
     int64_t ahead = w->cfg->refresh_ahead_s;
-    uint64_t h = fnv_mix(0xcbf29ce484222325ULL, id->serial, id->serial_len);
+    uint64_t h = tg_fnv1a(TG_FNV1A_INIT, id->serial, id->serial_len);
     int64_t at = up->next_update - ahead / 2 - (int64_t)(h % (uint64_t)(ahead / 2 + 1));
     if ((int64_t)now < at || tg_upmgr_breaker_open(w->srv->upmgr, url))
         return;
@@ -256,7 +232,7 @@ static tg_ocsp_status_t decide_active(tg_worker_t *w, const tg_gen_t *gen, int l
     int have_crl = crl_cand(w, ca, id, now, &cr, &crl, &stale);
     uint64_t list_key = li >= 0 ? gen->list_key[li] : 0;
     const cand_t *use = NULL;
-    const char *url = ocsp_url_of(ca);
+    const char *url = tg_tl_ca_supply_uri(ca, TG_TL_SUPPLY_OCSP, 0);
     int tried = inject != NULL && i == 0;
     if (!have_up && url != NULL && req->n_certids == 1 && !tried && w->srv->upmgr != NULL) {
         if (tg_upmgr_breaker_open(w->srv->upmgr, url)) {
@@ -285,14 +261,14 @@ static tg_ocsp_status_t decide_active(tg_worker_t *w, const tg_gen_t *gen, int l
             v->this_update = up.this_update;
             v->next_update = up.next_update;
             v->produced_at = up.produced_at;
-            v->key = fnv_mix(0xcbf29ce484222325ULL, &up.this_update, 8) ^ (uint64_t)up.produced_at;
+            v->key = tg_fnv1a(TG_FNV1A_INIT, &up.this_update, 8) ^ (uint64_t)up.produced_at;
             TG_INC(w->metrics.answers_upstream_relayed);
             *needs_signer = 0;
             return TG_OCSP_SUCCESSFUL;
         }
         TG_INC(w->metrics.answers_upstream_signed);
-        v->key = fnv_mix(fnv_mix(0xcbf29ce484222325ULL ^ list_key, &up.this_update, 8),
-                         &up.produced_at, 8);
+        v->key =
+            tg_fnv1a(tg_fnv1a(TG_FNV1A_INIT ^ list_key, &up.this_update, 8), &up.produced_at, 8);
     } else if (have_crl) {
         use = &cr;
         if (cr.status == TG_CERT_REVOKED)

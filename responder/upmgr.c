@@ -23,7 +23,7 @@
 #define OPEN_SLOTS 256       /* breakers the workers check without a lock */
 #define REFRESH_SLOTS 4096   /* recent refreshes, by CertID hash */
 #define REFRESH_GAP_MS 60000 /* one refresh per CertID per minute at most */
-#define KEY_MAX (1 + 2 * TG_HASH_MAX_LEN + TG_SERIAL_MAX_LEN)
+#define KEY_MAX TG_CERTID_KEY_MAX
 
 /* Results of an upstream round, for metrics. "ok" first. */
 static const char *const result_names[] = {
@@ -146,36 +146,15 @@ static void count(tg_upmgr_t *m, const char *result)
     atomic_fetch_add_explicit(&m->results[i], 1, memory_order_relaxed);
 }
 
-static size_t key_of(const tg_certid_t *id, uint8_t *key)
-{
-    size_t n = 0;
-    key[n++] = (uint8_t)id->alg;
-    memcpy(key + n, id->name_hash, id->hash_len);
-    n += id->hash_len;
-    memcpy(key + n, id->key_hash, id->hash_len);
-    n += id->hash_len;
-    memcpy(key + n, id->serial, id->serial_len);
-    return n + id->serial_len;
-}
-
-static uint64_t fnv(const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001b3ULL;
-    return h;
-}
-
 static size_t bucket_of(const uint8_t *key, size_t n)
 {
-    return (size_t)(fnv(key, n) % BUCKETS);
+    return (size_t)(tg_fnv1a(TG_FNV1A_INIT, key, n) % BUCKETS);
 }
 
 /* Publishes an upstream's breaker state for the workers' lock-free check. */
 static void publish_breaker(tg_upmgr_t *m, const upstream_t *up)
 {
-    uint64_t h = fnv(up->url, strlen(up->url));
+    uint64_t h = tg_fnv1a(TG_FNV1A_INIT, up->url, strlen(up->url));
     size_t slot = (size_t)(h % OPEN_SLOTS);
     if (up->breaker_open) {
         atomic_store_explicit(&m->open_hash[slot], h, memory_order_relaxed);
@@ -432,7 +411,7 @@ static void on_ask(void *arg, int canceled)
     else if (m->waiting >= TG_UP_MAX_WAITING)
         fail = "overloaded";
     uint8_t key[KEY_MAX];
-    size_t n = key_of(&a->id, key);
+    size_t n = tg_certid_key(&a->id, key);
     size_t b = bucket_of(key, n);
     flight_t *f = NULL;
     if (fail == NULL) {
@@ -444,7 +423,7 @@ static void on_ask(void *arg, int canceled)
     if (f != NULL && wt == NULL) /* a refresh, and one is in the air already */
         goto out;
     if (f == NULL && wt == NULL && fail == NULL) {
-        uint64_t h = fnv(key, n), t = now_ms();
+        uint64_t h = tg_fnv1a(TG_FNV1A_INIT, key, n), t = now_ms();
         size_t slot = (size_t)(h % REFRESH_SLOTS);
         if (m->refresh_hash[slot] == h && t - m->refresh_at[slot] < REFRESH_GAP_MS)
             goto out; /* refreshed a moment ago */
@@ -578,7 +557,7 @@ int tg_upmgr_refresh(tg_upmgr_t *mgr, const tg_up_ask_t *ask)
 
 int tg_upmgr_breaker_open(tg_upmgr_t *mgr, const char *url)
 {
-    uint64_t h = fnv(url, strlen(url));
+    uint64_t h = tg_fnv1a(TG_FNV1A_INIT, url, strlen(url));
     size_t slot = (size_t)(h % OPEN_SLOTS);
     int64_t until = atomic_load_explicit(&mgr->open_until[slot], memory_order_acquire);
     if (until == 0 || atomic_load_explicit(&mgr->open_hash[slot], memory_order_relaxed) != h ||

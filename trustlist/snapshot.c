@@ -702,3 +702,21 @@ int tg_tl_snapshot_counts(const tg_tl_snapshot_t *snap, size_t i, time_t t,
     }
     return 0;
 }
+
+const char *tg_tl_ca_supply_uri(const tg_tl_ca_t *ca, tg_tl_supply_kind_t kind, int allow_file)
+{
+    const char *file_uri = NULL;
+    for (size_t i = 0; i < ca->n_services; i++) {
+        const tg_tl_service_t *svc = ca->services[i];
+        for (size_t j = 0; j < svc->n_supply_points; j++) {
+            const tg_tl_supply_point_t *sp = &svc->supply_points[j];
+            if (sp->kind != kind || sp->uri == NULL)
+                continue;
+            if (strncmp(sp->uri, "http://", 7) == 0 || strncmp(sp->uri, "https://", 8) == 0)
+                return sp->uri;
+            if (allow_file && file_uri == NULL && strncmp(sp->uri, "file:", 5) == 0)
+                file_uri = sp->uri;
+        }
+    }
+    return file_uri;
+}

@@ -386,6 +386,11 @@ TG_WUR int tg_tl_snapshot_counts(const tg_tl_snapshot_t *snap, size_t i, time_t 
 tg_tl_status_t tg_tl_ca_status_at(const tg_tl_ca_t *ca, time_t t, time_t *out_since,
                                   tg_tl_reason_t *out_reason);
 
+/* The CA's first ServiceSupplyPoint of kind (OCSP or CRL) among its
+ * categories: an http(s) URI first; else, with allow_file, a file: URI;
+ * else NULL. Borrowed from the snapshot. Allocation-free. */
+const char *tg_tl_ca_supply_uri(const tg_tl_ca_t *ca, tg_tl_supply_kind_t kind, int allow_file);
+
 /* ---- command line --------------------------------------------------- */
 
 /* Both commands call tg_tl_global_init themselves (a no-op when already
