@@ -11,6 +11,7 @@
 #include "common/err.h"
 #include "common/file.h"
 #include "common/log.h"
+#include "pki/ocsp_verify.h"
 #include "pki/sm2.h"
 #include "trustlist/trustlist.h"
 
@@ -129,6 +130,7 @@ typedef struct {
     CONF *conf; /* empty: some X509V3 extensions insist on a config database */
     demo_side_t sides[2];
     tg_buf_t certs_txt;
+    tg_buf_t certids_txt;
 } world_t;
 
 /* ---- small helpers --------------------------------------------------- */
@@ -618,6 +620,35 @@ static const char *ca_key_label(key_alg_t alg)
 
 /* An issuing CA: its certificate, a good and a revoked end-entity
  * certificate, the CRL, index.txt and a delegated OCSP responder. */
+/* Appends the CertIDs of end-entity ee of ca to certids.txt: SHA-1 (what
+ * most clients send) and the side's own hash (SM3 for Guangdong, SHA-256
+ * for Hong Kong). which is "good" or "revoked"; a suspended category
+ * answers revoked (certificateHold) whatever the CA says. */
+static int certid_lines(world_t *w, const char *side, const demo_ca_t *ca, X509 *ee,
+                        const char *which)
+{
+    const tg_hash_alg_t algs[2] = {TG_HASH_SHA1,
+                                   ca->alg == KEY_SM2 ? TG_HASH_SM3 : TG_HASH_SHA256};
+    for (int a = 0; a < 2; a++) {
+        tg_certid_t id;
+        int rc = tg_pki_certid_for_cert(ca->cert, ee, algs[a], &id);
+        if (rc != 0)
+            return rc;
+        char name[2 * TG_HASH_MAX_LEN + 1], key[2 * TG_HASH_MAX_LEN + 1];
+        char serial[2 * TG_SERIAL_MAX_LEN + 1];
+        tg_hex_encode(id.name_hash, id.hash_len, 0, name);
+        tg_hex_encode(id.key_hash, id.hash_len, 0, key);
+        tg_hex_encode(id.serial, id.serial_len, 0, serial);
+        rc = tg_buf_printf(&w->certids_txt, "%s %s %s %s %s %s/%s/ee-%s/%s\n",
+                           tg_hash_alg_name(algs[a]), name, key, serial,
+                           ca->suspended ? "revoked" : which, side, ca->slug, which,
+                           tg_hash_alg_name(algs[a]));
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int make_issuing_ca(world_t *w, demo_side_t *s, demo_ca_t *ca)
 {
     char rel[PATH_MAX], url[256], aia[128], cn[128];
@@ -674,7 +705,7 @@ static int make_issuing_ca(world_t *w, demo_side_t *s, demo_ca_t *ca)
                            s->name, s->name, ca->slug, s->name, ca->slug, which[i],
                            ca->suspended ? "suspended-ca" : which[i], key_alg_name(ca->alg),
                            s->name);
-        if (rc != 0)
+        if (rc != 0 || (rc = certid_lines(w, s->name, ca, ee[i], which[i])) != 0)
             goto out;
     }
 
@@ -1138,6 +1169,26 @@ static int write_config(const world_t *w)
     return rc;
 }
 
+/* The CertID set file of the bench (bench/README.md): one line per CertID,
+ * `hash issuerNameHash issuerKeyHash serial expected label`. */
+static int write_certids_txt(const world_t *w)
+{
+    static const char head[] =
+        "# The demo world's CertIDs, for trustgate-bench --certids (paths as in certs.txt):\n"
+        "# hash issuer-name-hash issuer-key-hash serial expected-answer label\n"
+        "# serial: hex of the INTEGER's content octets, or START+COUNT for a range;\n"
+        "# expected-answer: good | revoked | unknown, or an OCSP response status\n";
+    tg_buf_t b;
+    tg_buf_init(&b);
+    int rc = tg_buf_append_str(&b, head);
+    if (rc == 0)
+        rc = tg_buf_append(&b, w->certids_txt.data, w->certids_txt.len);
+    if (rc == 0)
+        rc = write_file(w, "certids.txt", b.data, b.len, 0644);
+    tg_buf_free(&b);
+    return rc;
+}
+
 static int write_certs_txt(const world_t *w)
 {
     static const char head[] =
@@ -1296,6 +1347,8 @@ static int write_readme(const world_t *w)
             "                          a tab, its command line\n"
             "  certs.txt               one line per end-entity certificate: side, issuing CA,\n"
             "                          certificate, expected answer, key algorithm, root\n"
+            "  certids.txt             the same certificates' CertIDs (SHA-1 and SM3/SHA-256)\n"
+            "                          with their expected answers: trustgate-bench's input\n"
             "  lists/gd.xml, hk.xml    the signed trust lists (ETSI TS 119 612 v2, SPEC §2)\n"
             "  lists/*.unsigned.xml    the same before signing; edit (ServiceStatus,\n"
             "                          StatusStartingTime, a higher TSLSequenceNumber) and "
@@ -1509,6 +1562,7 @@ static void world_free(world_t *w)
     }
     NCONF_free(w->conf);
     tg_buf_free(&w->certs_txt);
+    tg_buf_free(&w->certids_txt);
 }
 
 /* Creates DIR, refuses a non-empty one without force, and makes the
@@ -1617,6 +1671,7 @@ int tg_cmd_demo(int argc, char **argv)
         return 1;
     }
     tg_buf_init(&w->certs_txt);
+    tg_buf_init(&w->certids_txt);
     w->now = time(NULL);
     w->port = port;
     snprintf(w->hostport, sizeof(w->hostport), DEMO_HOST ":%d", port);
@@ -1636,6 +1691,8 @@ int tg_cmd_demo(int argc, char **argv)
         rc = write_config(w);
     if (rc == 0)
         rc = write_certs_txt(w);
+    if (rc == 0)
+        rc = write_certids_txt(w);
     if (rc == 0)
         rc = write_upstreams_txt(w);
     if (rc == 0)

@@ -100,6 +100,7 @@ test_demo_layout() {
     want=$(
         cat <<'EOF'
 README.txt
+certids.txt
 certs.txt
 gd/organisation-ca/ca.key
 gd/organisation-ca/ca.pem
@@ -179,6 +180,19 @@ EOF
     assert_eq "" "$bad" "key files not mode 0600" || true
     assert_eq 8 "$(grep -vc '^#' "$D/certs.txt")" "certs.txt lines" || true
     assert_eq 2 "$(grep -v '^#' "$D/certs.txt" | grep -c ' suspended-ca ')" "suspended-ca lines" || true
+    # certids.txt: two CertIDs per certificate; the SHA-1 ones as openssl makes them
+    assert_eq 16 "$(grep -vc '^#' "$D/certids.txt")" "certids.txt lines" || true
+    local side ca ee exp alg root want_id got_id
+    while read -r side ca ee exp alg root; do
+        # (serials compared without leading zero octets: asn1parse drops them)
+        want_id=$(openssl ocsp -issuer "$D/$ca" -cert "$D/$ee" -no_nonce -reqout /dev/stdout \
+            2>/dev/null | openssl asn1parse -inform DER 2>/dev/null |
+            awk -F: '/OCTET STRING|INTEGER/ {v = tolower($NF); sub(/^0+/, "", v); printf "%s ", v}')
+        [[ $exp == suspended-ca ]] && exp=revoked
+        got_id=$(awk -v l="${ee%.pem}/sha1" '$6 == l {v = $4; sub(/^0+/, "", v);
+            printf "%s %s %s %s", $2, $3, v, $5}' "$D/certids.txt")
+        assert_eq "${want_id}$exp" "$got_id" "certids.txt line of $ee" || true
+    done < <(grep -v '^#' "$D/certs.txt")
     local ini
     ini=$(cat "$D/trustgate.ini")
     local want_line
