@@ -627,8 +627,7 @@ static const char *ca_key_label(key_alg_t alg)
 static int certid_lines(world_t *w, const char *side, const demo_ca_t *ca, X509 *ee,
                         const char *which)
 {
-    const tg_hash_alg_t algs[2] = {TG_HASH_SHA1,
-                                   ca->alg == KEY_SM2 ? TG_HASH_SM3 : TG_HASH_SHA256};
+    const tg_hash_alg_t algs[2] = {TG_HASH_SHA1, ca->alg == KEY_SM2 ? TG_HASH_SM3 : TG_HASH_SHA256};
     for (int a = 0; a < 2; a++) {
         tg_certid_t id;
         int rc = tg_pki_certid_for_cert(ca->cert, ee, algs[a], &id);
