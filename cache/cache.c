@@ -132,6 +132,24 @@ static int64_t get_i64(const uint8_t *p)
     return v;
 }
 
+/* Writes rec's value (OCSP_HDR_LEN header bytes, then the DER) to p, which
+ * has room for OCSP_HDR_LEN + rec->der.n bytes. */
+static void encode_ocsp(const tg_cache_ocsp_t *rec, uint8_t *p)
+{
+    memset(p, 0, OCSP_HDR_LEN);
+    p[0] = 1;
+    p[1] = rec->source;
+    p[2] = rec->cert_status;
+    p[3] = (uint8_t)rec->reason;
+    memcpy(p + 4, &rec->generation, 8);
+    memcpy(p + 12, &rec->this_update, 8);
+    memcpy(p + 20, &rec->next_update, 8);
+    memcpy(p + 28, &rec->produced_at, 8);
+    memcpy(p + 36, &rec->revocation_time, 8);
+    if (rec->der.n > 0)
+        memcpy(p + OCSP_HDR_LEN, rec->der.p, rec->der.n);
+}
+
 static void decode_ocsp(const MDB_val *v, tg_cache_ocsp_t *out)
 {
     const uint8_t *p = v->mv_data;
@@ -995,19 +1013,7 @@ int tg_cache_put_ocsp(tg_cache_t *cache, const tg_certid_t *id, const tg_cache_o
         return TG_ENOMEM;
     memcpy(op->key, key, key_len);
     op->key_len = key_len;
-    uint8_t *p = op->val;
-    memset(p, 0, OCSP_HDR_LEN);
-    p[0] = 1;
-    p[1] = rec->source;
-    p[2] = rec->cert_status;
-    p[3] = (uint8_t)rec->reason;
-    memcpy(p + 36, &rec->revocation_time, 8);
-    memcpy(p + 4, &rec->generation, 8);
-    memcpy(p + 12, &rec->this_update, 8);
-    memcpy(p + 20, &rec->next_update, 8);
-    memcpy(p + 28, &rec->produced_at, 8);
-    if (rec->der.n > 0)
-        memcpy(p + OCSP_HDR_LEN, rec->der.p, rec->der.n);
+    encode_ocsp(rec, op->val);
     return enqueue(cache, op, cb, arg);
 }
 
@@ -1218,6 +1224,131 @@ int tg_cache_sweep(tg_cache_t *cache, int64_t now, int64_t crl_grace_s,
     }
     if (out_counts != NULL)
         *out_counts = counts;
+    return 0;
+}
+
+/* ---- synchronous bulk write ------------------------------------------------ */
+
+/* LMDB's default key order (mdb_cmp_memn): memcmp over the common length,
+ * then the shorter first. */
+static int key_cmp(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len)
+{
+    int d = memcmp(a, b, a_len < b_len ? a_len : b_len);
+    if (d != 0)
+        return d;
+    return a_len < b_len ? -1 : a_len > b_len;
+}
+
+/* Checks every record of a batch before a transaction starts, so a bad one
+ * leaves nothing half-written. Sets *out_ascending when the keys are
+ * strictly ascending (MDB_APPEND then needs only the db's last key). */
+static int batch_check(const tg_certid_t *ids, const tg_cache_ocsp_t *recs, size_t n,
+                       int *out_ascending)
+{
+    uint8_t key[2][KEY_MAX];
+    size_t key_len[2] = {0, 0};
+    int ascending = 1;
+    for (size_t i = 0; i < n; i++) {
+        const tg_cache_ocsp_t *rec = &recs[i];
+        if (rec->der.n > 0 && rec->der.p == NULL)
+            return TG_EINVAL;
+        if (ocsp_key((tg_cache_source_t)rec->source, &ids[i], key[i & 1], &key_len[i & 1]) != 0)
+            return TG_EINVAL;
+        if (rec->der.n > VAL_MAX - OCSP_HDR_LEN)
+            return TG_ETOOBIG;
+        if (i > 0 && ascending &&
+            key_cmp(key[(i - 1) & 1], key_len[(i - 1) & 1], key[i & 1], key_len[i & 1]) >= 0)
+            ascending = 0;
+    }
+    *out_ascending = ascending;
+    return 0;
+}
+
+/* Decides the put flags: MDB_APPEND when the batch (ascending) starts past
+ * the last key already stored, so LMDB fills pages at the right edge of
+ * the tree instead of searching for each key and splitting pages
+ * half-full. first is the batch's first key. Returns 0 or an LMDB code. */
+static int batch_flags(MDB_cursor *cur, const uint8_t *first, size_t first_len, int ascending,
+                       unsigned *out_flags)
+{
+    *out_flags = 0;
+    if (!ascending)
+        return 0;
+    MDB_val k, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == MDB_NOTFOUND || (rc == 0 && key_cmp(k.mv_data, k.mv_size, first, first_len) < 0))
+        *out_flags = MDB_APPEND;
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Turns a failed LMDB step of a batch into the public code, logging once. */
+static int batch_err(tg_cache_t *c, const char *what, int rc, size_t n)
+{
+    if (rc == MDB_MAP_FULL) {
+        atomic_fetch_add(&c->map_full, 1);
+        tg_error("cache: batch of %zu OCSP records: LMDB map full (%s); nothing written", n, what);
+        return TG_ETOOBIG;
+    }
+    if (rc == MDB_TXN_FULL) {
+        tg_error("cache: batch of %zu OCSP records: too many dirty pages for one transaction "
+                 "(%s); nothing written, split the batch",
+                 n, what);
+        return TG_ETOOBIG;
+    }
+    tg_error("cache: batch of %zu OCSP records: %s: %s; nothing written", n, what,
+             mdb_strerror(rc));
+    return TG_EIO;
+}
+
+int tg_cache_put_ocsp_batch(tg_cache_t *cache, const tg_certid_t *ids, const tg_cache_ocsp_t *recs,
+                            size_t n)
+{
+    if (cache == NULL || (n > 0 && (ids == NULL || recs == NULL)))
+        return TG_EINVAL;
+    int ascending;
+    int err = batch_check(ids, recs, n, &ascending);
+    if (err != 0 || n == 0)
+        return err;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(cache->env, NULL, 0, &txn);
+    if (rc != 0)
+        return batch_err(cache, "mdb_txn_begin", rc, n);
+    MDB_cursor *cur;
+    rc = mdb_cursor_open(txn, cache->dbi[DB_OCSP], &cur);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return batch_err(cache, "mdb_cursor_open", rc, n);
+    }
+    const char *what = "mdb_cursor_get last";
+    unsigned flags = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        uint8_t key[KEY_MAX];
+        size_t key_len = 0;
+        /* cannot fail: batch_check took the same keys */
+        (void)ocsp_key((tg_cache_source_t)recs[i].source, &ids[i], key, &key_len);
+        if (i == 0) {
+            rc = batch_flags(cur, key, key_len, ascending, &flags);
+            if (rc != 0)
+                break;
+            what = "mdb_cursor_put";
+        }
+        /* One cursor: with MDB_APPEND it stays at the right edge, so a put
+         * costs no tree descent. The value is written straight into LMDB's
+         * page (MDB_RESERVE). */
+        MDB_val k = {.mv_size = key_len, .mv_data = key};
+        MDB_val v = {.mv_size = OCSP_HDR_LEN + recs[i].der.n, .mv_data = NULL};
+        rc = mdb_cursor_put(cur, &k, &v, flags | MDB_RESERVE);
+        if (rc == 0)
+            encode_ocsp(&recs[i], v.mv_data);
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return batch_err(cache, what, rc, n);
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc != 0)
+        return batch_err(cache, "mdb_txn_commit", rc, n);
     return 0;
 }
 

@@ -297,6 +297,41 @@ TG_WUR int tg_cache_delete_trustlist(tg_cache_t *cache, tg_slice_t name, tg_cach
 TG_WUR int tg_cache_sweep(tg_cache_t *cache, int64_t now, int64_t crl_grace_s,
                           tg_cache_sweep_counts_t *out_counts);
 
+/* ---- Synchronous bulk write (tools, start-up) ---------------------------- */
+
+/* Stores (replaces) n OCSP records, recs[i] for ids[i] under
+ * recs[i].source, encoded as tg_cache_put_ocsp encodes them, in one write
+ * transaction run on the calling thread: not queued, no callback. It
+ * BLOCKS: on LMDB's write lock (shared with the writer thread and
+ * tg_cache_sweep, so queued writes wait meanwhile), on the page writes and
+ * on the synchronous flush at commit. Meant for tools (bench fills) and
+ * start-up; never call it from an event loop.
+ *
+ * Ownership: ids, recs and their DER are only read during the call; the
+ * caller keeps them. Readers see all n records or none of them (durable as
+ * any commit once it returns 0).
+ *
+ * Speed: when the keys are strictly ascending (as LMDB orders the CertID
+ * keys: same algorithm and issuer, serials of one length, increasing) and
+ * the first sorts after the last key already stored, the records are
+ * appended (MDB_APPEND: full pages, no search); otherwise each is an
+ * ordinary put. Keep a batch to some tens of thousands of records (LMDB
+ * bounds the pages one transaction may dirty).
+ *
+ * Returns 0 (also for n == 0), TG_EINVAL (cache NULL, ids or recs NULL
+ * with n > 0, an invalid CertID or source, DER with a length but no bytes;
+ * checked before anything is written), TG_ETOOBIG (LMDB map full, counted
+ * in tg_cache_stats' map_full, or a batch too big for one transaction;
+ * no sweep is tried, call tg_cache_sweep and retry if expired records may
+ * make room; also for a value over LMDB's 4 GiB limit) or TG_EIO. On any
+ * failure nothing of the batch is written; LMDB failures are logged once
+ * (argument errors are not logged, as with the queued puts). The records
+ * do not count in tg_cache_stats' writes (queued writes only). Callable
+ * from any thread while the cache is open (not once tg_cache_close has
+ * begun). */
+TG_WUR int tg_cache_put_ocsp_batch(tg_cache_t *cache, const tg_certid_t *ids,
+                                   const tg_cache_ocsp_t *recs, size_t n);
+
 /* ---- Waiting for a write (tests, start-up, tools) ------------------------ */
 
 typedef struct {
