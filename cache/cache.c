@@ -9,12 +9,14 @@
 #include "common/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define KEY_MAX TG_CERTID_KEY_MAX
 #define BATCH_MAX 64
@@ -65,7 +67,8 @@ typedef struct op {
     uint8_t key[KEY_MAX];
     uint8_t *val; /* owned encoded value (puts; the header for OP_PUT_CRL) */
     size_t val_len;
-    uint8_t *der; /* owned CRL DER (OP_PUT_CRL) */
+    uint8_t *der; /* owned CRL DER (OP_PUT_CRL), or NULL when spilled: */
+    int der_fd;   /* owned unlinked file holding it (see spill_der), or -1 */
     size_t der_len;
     tg_cache_rindex_t *rindex; /* owned, NULL = empty (OP_PUT_CRL) */
     tg_cache_done_cb cb;
@@ -75,6 +78,7 @@ typedef struct op {
 
 struct tg_cache {
     MDB_env *env;
+    char *dir; /* the environment's folder (spilled CRLs) */
     MDB_dbi dbi[DB_COUNT];
     pthread_t writer;
     int writer_started;
@@ -426,8 +430,24 @@ static int put_crl_value(tg_cache_t *c, MDB_txn *txn, const op_t *op)
     if (rc != 0)
         return map_err("mdb_put crl", rc);
     memcpy(v.mv_data, op->val, CRL_HDR_LEN);
-    if (op->der_len > 0)
-        memcpy((uint8_t *)v.mv_data + CRL_HDR_LEN, op->der, op->der_len);
+    uint8_t *dst = (uint8_t *)v.mv_data + CRL_HDR_LEN;
+    if (op->der_fd < 0) {
+        if (op->der_len > 0)
+            memcpy(dst, op->der, op->der_len);
+        return 0;
+    }
+    /* spilled: read the file straight into LMDB's pages (again on a retry) */
+    for (size_t off = 0; off < op->der_len;) {
+        ssize_t n = pread(op->der_fd, dst + off, op->der_len - off, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            tg_error("cache: reading a spilled CRL back: %s",
+                     n < 0 ? strerror(errno) : "short file");
+            return TG_EIO;
+        }
+        off += (size_t)n;
+    }
     return 0;
 }
 
@@ -533,6 +553,8 @@ static void op_free(op_t *op)
 {
     free(op->val);
     free(op->der);
+    if (op->der_fd >= 0)
+        close(op->der_fd);
     tg_cache_rindex_free(op->rindex);
     free(op);
 }
@@ -621,6 +643,7 @@ static op_t *op_new(op_kind_t kind, size_t val_len)
     if (op == NULL)
         return NULL;
     op->kind = kind;
+    op->der_fd = -1;
     if (val_len > 0) {
         op->val = malloc(val_len);
         if (op->val == NULL) {
@@ -698,6 +721,10 @@ int tg_cache_open(const char *path, size_t map_size_mb, tg_cache_t **out_cache)
     tg_cache_t *c = calloc(1, sizeof *c);
     if (c == NULL)
         return TG_ENOMEM;
+    if ((c->dir = strdup(path)) == NULL) {
+        free(c);
+        return TG_ENOMEM;
+    }
     atomic_init(&c->crl_grace_s, TG_CACHE_CRL_GRACE_DEFAULT_S);
     atomic_init(&c->map_full, 0);
     atomic_init(&c->writes, 0);
@@ -759,6 +786,7 @@ out:
     }
     if (c->env != NULL)
         mdb_env_close(c->env);
+    free(c->dir);
     free(c);
     return err;
 }
@@ -776,6 +804,7 @@ void tg_cache_close(tg_cache_t *cache)
     pthread_cond_destroy(&cache->cv);
     pthread_mutex_destroy(&cache->mu);
     mdb_env_close(cache->env);
+    free(cache->dir);
     free(cache);
 }
 
@@ -1017,6 +1046,39 @@ int tg_cache_put_ocsp(tg_cache_t *cache, const tg_certid_t *id, const tg_cache_o
     return enqueue(cache, op, cb, arg);
 }
 
+/* A CRL this big is moved out of memory before it is queued (see
+ * spill_der). */
+#define SPILL_MIN_BYTES (1u << 20)
+
+/* Writes the n bytes at p to an unlinked temporary file in the cache's
+ * folder (O_TMPFILE) and returns its descriptor (the caller owns it), or -1
+ * (logged once per process) when that fails: the caller then keeps the
+ * bytes in memory. Spilling a big CRL before the write transaction means
+ * its bytes are never in memory twice (the caller's buffer and LMDB's dirty
+ * pages): the writer reads the file into the reserved value. */
+static int spill_der(const tg_cache_t *c, const uint8_t *p, size_t n)
+{
+    static atomic_int warned;
+    int fd = open(c->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    const char *what = "open(O_TMPFILE)";
+    for (size_t off = 0; fd >= 0 && off < n;) {
+        ssize_t w = write(fd, p + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            what = "write";
+            close(fd);
+            fd = -1;
+            break;
+        }
+        off += (size_t)w;
+    }
+    if (fd < 0 && atomic_exchange(&warned, 1) == 0)
+        tg_warn("cache: cannot spill a big CRL to %s (%s: %s); it stays in memory until written",
+                c->dir, what, strerror(errno));
+    return fd;
+}
+
 int tg_cache_put_crl_take(tg_cache_t *cache, const uint8_t ca_id[TG_CACHE_CA_ID_LEN],
                           const tg_cache_crl_t *crl, tg_buf_t *der, tg_cache_rindex_t *index,
                           tg_cache_done_cb cb, void *arg)
@@ -1044,9 +1106,12 @@ int tg_cache_put_crl_take(tg_cache_t *cache, const uint8_t ca_id[TG_CACHE_CA_ID_
         tg_cache_rindex_free(index);
         return rc != 0 ? rc : TG_ENOMEM;
     }
-    op->der = data;
     op->der_len = len;
     op->rindex = index;
+    if (len >= SPILL_MIN_BYTES && (op->der_fd = spill_der(cache, data, len)) >= 0)
+        free(data);
+    else
+        op->der = data;
     memcpy(op->key, ca_id, TG_CACHE_CA_ID_LEN);
     op->key_len = TG_CACHE_CA_ID_LEN;
     uint8_t *p = op->val;

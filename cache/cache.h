@@ -264,7 +264,11 @@ void tg_cache_rindex_free(tg_cache_rindex_t *ix);
  * free either afterwards. crl->der and crl->n_revoked are ignored; crl
  * itself is only read during the call. The index is sorted on the writer
  * thread, not the caller's, and both buffers are copied straight into
- * LMDB's pages (MDB_RESERVE), then freed after cb. Returns as the other
+ * LMDB's pages (MDB_RESERVE), then freed after cb. A DER of 1 MiB or more
+ * is first written here, on the calling thread, to an unlinked temporary
+ * file in the cache's folder and freed, so that it is never in memory
+ * twice (the writer reads it into LMDB's pages): a big CRL costs file I/O
+ * in this call, so make it from a worker thread, not an event loop. Returns as the other
  * writes; TG_EINVAL also when der is NULL or der->len > 0 with no data, and
  * TG_ETOOBIG when the DER or the packed index would exceed 4 GiB. */
 TG_WUR int tg_cache_put_crl_take(tg_cache_t *cache, const uint8_t ca_id[TG_CACHE_CA_ID_LEN],
