@@ -39,6 +39,7 @@ struct tg_signer {
     unsigned char *cert_der; /* OPENSSL_malloc'd by i2d_X509 */
     size_t cert_der_len;
     uint64_t id; /* unique in the process: keys the per-thread contexts */
+    atomic_int refs;
 };
 
 static atomic_uint_fast64_t next_signer_id = 1;
@@ -184,6 +185,7 @@ int tg_signer_new(X509 *cert, EVP_PKEY *key, tg_signer_t **out_signer)
         return TG_ENOMEM;
     }
     s->id = atomic_fetch_add(&next_signer_id, 1);
+    atomic_init(&s->refs, 1);
     int rc = detect_alg(key, &s->alg, &s->md);
     if (rc != 0)
         goto fail;
@@ -301,9 +303,16 @@ int tg_signer_load(const char *cert_path, const char *key_path, tg_signer_t **ou
     return rc;
 }
 
+tg_signer_t *tg_signer_ref(tg_signer_t *s)
+{
+    if (s != NULL)
+        atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    return s;
+}
+
 void tg_signer_free(tg_signer_t *s)
 {
-    if (s == NULL)
+    if (s == NULL || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
     OPENSSL_free(s->cert_der);
     X509_free(s->cert);

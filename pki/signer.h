@@ -66,7 +66,12 @@ TG_WUR int tg_signer_load(const char *cert_path, const char *key_path, tg_signer
  * logged once; *out_signer is untouched on failure. */
 TG_WUR int tg_signer_new(X509 *cert, EVP_PKEY *key, tg_signer_t **out_signer);
 
-/* Frees s and drops its references. NULL is fine. */
+/* Adds a reference to s (a signer is immutable once made, so any number
+ * of owners may share it) and returns s. NULL is fine. */
+tg_signer_t *tg_signer_ref(tg_signer_t *s);
+
+/* Drops one reference to s; the last one frees it and drops its OpenSSL
+ * references. NULL is fine. */
 void tg_signer_free(tg_signer_t *s);
 
 /* Returns the signer's algorithm. */

@@ -8,23 +8,64 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
-int tg_cfgref_new(tg_config_t *cfg, tg_cfgref_t **out_ref)
+/* Fills *out with the state of a signer's two files now. */
+static void signer_files(const tg_config_signer_t *sc, tg_signer_files_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->ok = stat(sc->cert, &out->cert) == 0 && stat(sc->key, &out->key) == 0;
+}
+
+static int same_stat(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+           a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* prev's signer for sc when sc names the same files, unchanged since prev
+ * loaded them (files: their state now); else NULL. */
+static tg_signer_t *unchanged_signer(const tg_cfgref_t *prev, const tg_config_signer_t *sc,
+                                     const tg_signer_files_t *files)
+{
+    if (prev == NULL || !files->ok)
+        return NULL;
+    for (size_t j = 0; j < prev->cfg->n_signers; j++) {
+        const tg_config_signer_t *old = &prev->cfg->signers[j];
+        const tg_signer_files_t *of = &prev->files[j];
+        if (strcmp(old->name, sc->name) == 0 && strcmp(old->cert, sc->cert) == 0 &&
+            strcmp(old->key, sc->key) == 0 && of->ok && same_stat(&of->cert, &files->cert) &&
+            same_stat(&of->key, &files->key))
+            return prev->signers[j];
+    }
+    return NULL;
+}
+
+int tg_cfgref_new(tg_config_t *cfg, const tg_cfgref_t *prev, tg_cfgref_t **out_ref)
 {
     tg_cfgref_t *ref = calloc(1, sizeof(*ref));
     if (ref == NULL)
         return TG_ENOMEM;
     for (size_t i = 0; i < cfg->n_signers; i++) {
-        int rc = tg_signer_load(cfg->signers[i].cert, cfg->signers[i].key, &ref->signers[i]);
+        const tg_config_signer_t *sc = &cfg->signers[i];
+        signer_files(sc, &ref->files[i]);
+        tg_signer_t *kept = unchanged_signer(prev, sc, &ref->files[i]);
+        if (kept != NULL) {
+            ref->signers[i] = tg_signer_ref(kept);
+            tg_debug("[signer %s]: files unchanged, key kept", sc->name);
+            continue;
+        }
+        int rc = tg_signer_load(sc->cert, sc->key, &ref->signers[i]);
         if (rc != 0) {
-            tg_error("[signer %s]: cannot load %s / %s (%s)", cfg->signers[i].name,
-                     cfg->signers[i].cert, cfg->signers[i].key, tg_strerror(rc));
+            tg_error("[signer %s]: cannot load %s / %s (%s)", sc->name, sc->cert, sc->key,
+                     tg_strerror(rc));
             for (size_t j = 0; j < i; j++)
                 tg_signer_free(ref->signers[j]);
             free(ref);
             return rc;
         }
-        tg_info("[signer %s]: %s responder key loaded", cfg->signers[i].name,
+        tg_info("[signer %s]: %s responder key loaded", sc->name,
                 tg_signer_alg_name(tg_signer_alg(ref->signers[i])));
     }
     ref->cfg = cfg;

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 /* ---- metrics ----------------------------------------------------------
@@ -112,9 +113,17 @@ typedef struct {
  * tg_gen_t is everything a worker answers from: a configuration and the
  * trust-list snapshot, swapped as one (SPEC §6). Both are immutable and
  * reference-counted; workers swap their reference on their own loop. */
+/* What a signer's certificate and key files were when it was loaded: a
+ * reload keeps the signer when neither file changed. */
+typedef struct {
+    int ok; /* both stat()s succeeded */
+    struct stat cert, key;
+} tg_signer_files_t;
+
 typedef struct {
     tg_config_t *cfg;
     tg_signer_t *signers[TG_CONFIG_MAX_SIGNERS]; /* index = cfg->signers index */
+    tg_signer_files_t files[TG_CONFIG_MAX_SIGNERS];
     _Atomic int refs;
 } tg_cfgref_t;
 
@@ -288,8 +297,12 @@ struct tg_server {
 
 /* gen.c */
 /* Loads the signers cfg names; on success *out_ref owns cfg (refcount 1).
- * On failure cfg is left to the caller. Returns 0 or the error (logged). */
-TG_WUR int tg_cfgref_new(tg_config_t *cfg, tg_cfgref_t **out_ref);
+ * A signer of prev (the configuration in force; NULL at start) with the
+ * same name and files, unchanged on disk since it was loaded, is shared
+ * instead of loaded again (a reload then costs no key parsing). prev is
+ * borrowed. On failure cfg is left to the caller. Returns 0 or the error
+ * (logged). */
+TG_WUR int tg_cfgref_new(tg_config_t *cfg, const tg_cfgref_t *prev, tg_cfgref_t **out_ref);
 void tg_cfgref_release(tg_cfgref_t *ref);
 /* A new generation (refcount 1) holding new references to cfgref and snap
  * (snap may be NULL). NULL when out of memory. */

@@ -119,7 +119,7 @@ int tg_server_new(tg_config_t *cfg, const char *config_path, tg_server_t **out_s
     srv->access_fd = -1;
     srv->admin_fd = -1;
     tg_cfgref_t *ref = NULL;
-    rc = tg_cfgref_new(cfg, &ref);
+    rc = tg_cfgref_new(cfg, NULL, &ref);
     if (rc != 0) {
         tg_config_free(cfg);
         goto fail;
@@ -289,7 +289,7 @@ static int reload_config(tg_server_t *srv)
         return rc;
     }
     tg_cfgref_t *ref = NULL;
-    rc = tg_cfgref_new(cfg, &ref);
+    rc = tg_cfgref_new(cfg, srv->gen->cfgref, &ref);
     if (rc != 0) {
         tg_config_free(cfg);
         tg_error("reload of %s failed (%s); keeping the current configuration", srv->config_path,
