@@ -66,15 +66,30 @@ MALFORMED_BIN := $(BUILD)/tests/malformed
 POLL_BIN := $(BUILD)/tests/ocsp_poll
 MKCRL_BIN := $(BUILD)/tests/mkcrl
 MKOCSP_BIN := $(BUILD)/tests/mkocsp
+BENCH_BIN := $(BUILD)/trustgate-bench
+BENCH_SRCS := $(wildcard bench/client/*.c)
+BENCH_OBJS := $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o)
+FILL_BIN := $(BUILD)/trustgate-bench-fill
+FILL_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/fill/*.c))
 FUZZ_SRCS := $(wildcard tests/fuzz/*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz-%)
 
-.PHONY: all deps test unit integration asan fuzz run format format-check clean
+.PHONY: all deps test unit integration asan fuzz run bench bench-quick format format-check clean
 .DEFAULT_GOAL := all
 
-all: $(BUILD)/trustgate
+all: $(BUILD)/trustgate $(BENCH_BIN) $(FILL_BIN)
 
 $(BUILD)/trustgate: $(MAIN_OBJ) $(LIB_OBJS) $(LLHTTP_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# trustgate-bench: the HTTP/1.1 OCSP load generator (bench/client/).
+$(BENCH_BIN): $(BENCH_OBJS) $(LIB_OBJS) $(LLHTTP_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# trustgate-bench-fill: fills a cache with signed OCSP answers (bench/fill/).
+$(FILL_BIN): $(FILL_OBJS) $(LIB_OBJS) $(LLHTTP_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -121,6 +136,7 @@ deps:
 test: deps
 	$(MAKE) all $(UNIT_BIN) $(MALFORMED_BIN) $(POLL_BIN) $(MKCRL_BIN) $(MKOCSP_BIN)
 	$(MAKE) unit integration
+	$(MAKE) bench-quick
 
 # One deadline for the whole unit run instead of Criterion's per-test
 # .timeout: its timeout watchdog leaks an entry in the runner now and then
@@ -137,6 +153,20 @@ asan: deps
 	$(MAKE) VARIANT=asan all $(UNIT_BIN) $(MALFORMED_BIN) $(POLL_BIN) $(MKCRL_BIN) $(MKOCSP_BIN)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  $(MAKE) VARIANT=asan unit integration
+
+# make bench: every scenario of SPEC §8 against its peers (nginx, openssl
+# ocsp, openssl speed, wrk), run beside trustgate on loopback by
+# bench/run.py; writes bench/results/latest.{md,json,png}. About 20 minutes
+# (it signs and caches 10,000,000 answers first).
+BENCH_OUT ?= bench/results
+bench: deps
+	$(MAKE) all $(MKCRL_BIN)
+	python3 bench/run.py --build $(BUILD) --out $(BENCH_OUT)
+
+# The same scenarios, small and short (BENCH_QUICK=1): keeps the harness
+# from rotting; run once by `make test`, its figures are not asserted.
+bench-quick: all $(MKCRL_BIN)
+	BENCH_QUICK=1 python3 bench/run.py --build $(BUILD) --out $(BUILD)/bench-quick
 
 # libFuzzer harnesses (clang). FUZZ_SECONDS per harness, seeded from
 # ../shared/vectors; crashes land in build/fuzz/artifacts/.
@@ -167,4 +197,4 @@ format-check:
 clean:
 	rm -rf build
 
--include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_OBJS:.o=.d) $(BENCH_OBJS:.o=.d) $(FILL_OBJS:.o=.d)
