@@ -132,6 +132,17 @@ void tg_hex_encode(const uint8_t *p, size_t n, int upper, char *out)
     out[2 * n] = '\0';
 }
 
+int tg_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 uint64_t tg_fnv1a(uint64_t h, const void *p, size_t n)
 {
     const uint8_t *b = p;

@@ -63,6 +63,9 @@ int tg_slice_eq_str_nocase(tg_slice_t a, const char *s);
  * 2n + 1 bytes) and a NUL; upper-case when upper is non-zero. */
 void tg_hex_encode(const uint8_t *p, size_t n, int upper, char *out);
 
+/* Returns the value (0..15) of the hex digit c (either case), or -1. */
+int tg_hex_digit(int c);
+
 /* Writes the decimal form of v into out (at least 21 bytes); returns the
  * number of digits written (no NUL). */
 size_t tg_u64_to_dec(uint64_t v, char *out);

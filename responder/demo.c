@@ -1168,42 +1168,38 @@ static int write_config(const world_t *w)
     return rc;
 }
 
-/* The CertID set file of the bench (bench/README.md): one line per CertID,
- * `hash issuerNameHash issuerKeyHash serial expected label`. */
-static int write_certids_txt(const world_t *w)
+/* Writes the listing file name: head (comment lines), then body. */
+static int write_listing(const world_t *w, const char *name, const char *head, const tg_buf_t *body)
 {
-    static const char head[] =
-        "# The demo world's CertIDs, for trustgate-bench --certids (paths as in certs.txt):\n"
-        "# hash issuer-name-hash issuer-key-hash serial expected-answer label\n"
-        "# serial: hex of the INTEGER's content octets, or START+COUNT for a range;\n"
-        "# expected-answer: good | revoked | unknown, or an OCSP response status\n";
     tg_buf_t b;
     tg_buf_init(&b);
     int rc = tg_buf_append_str(&b, head);
     if (rc == 0)
-        rc = tg_buf_append(&b, w->certids_txt.data, w->certids_txt.len);
+        rc = tg_buf_append(&b, body->data, body->len);
     if (rc == 0)
-        rc = write_file(w, "certids.txt", b.data, b.len, 0644);
+        rc = write_file(w, name, b.data, b.len, 0644);
     tg_buf_free(&b);
     return rc;
 }
 
+/* certs.txt: one line per end-entity certificate; certids.txt: their
+ * CertIDs in the bench's set format (bench/README.md). */
 static int write_certs_txt(const world_t *w)
 {
-    static const char head[] =
+    static const char certs_head[] =
         "# One line per end-entity certificate of the demo world (paths relative to this "
         "folder):\n"
         "# side issuing-CA end-entity expected-answer key-algorithm root\n"
         "# expected-answer: good | revoked (on the CA's CRL and index.txt) | suspended-ca (the\n"
         "# category is suspended on the list: trustgate answers revoked, certificateHold)\n";
-    tg_buf_t b;
-    tg_buf_init(&b);
-    int rc = tg_buf_append_str(&b, head);
+    static const char certids_head[] =
+        "# The demo world's CertIDs, for trustgate-bench --certids (paths as in certs.txt):\n"
+        "# hash issuer-name-hash issuer-key-hash serial expected-answer label\n"
+        "# serial: hex of the INTEGER's content octets, or START+COUNT for a range;\n"
+        "# expected-answer: good | revoked | unknown, or an OCSP response status\n";
+    int rc = write_listing(w, "certs.txt", certs_head, &w->certs_txt);
     if (rc == 0)
-        rc = tg_buf_append(&b, w->certs_txt.data, w->certs_txt.len);
-    if (rc == 0)
-        rc = write_file(w, "certs.txt", b.data, b.len, 0644);
-    tg_buf_free(&b);
+        rc = write_listing(w, "certids.txt", certids_head, &w->certids_txt);
     return rc;
 }
 
@@ -1690,8 +1686,6 @@ int tg_cmd_demo(int argc, char **argv)
         rc = write_config(w);
     if (rc == 0)
         rc = write_certs_txt(w);
-    if (rc == 0)
-        rc = write_certids_txt(w);
     if (rc == 0)
         rc = write_upstreams_txt(w);
     if (rc == 0)

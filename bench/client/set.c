@@ -1,6 +1,8 @@
 /* CertID set file, index choice and PRNG (see set.h). */
 #include "bench/client/set.h"
 
+#include "common/buf.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -51,17 +53,6 @@ int tg_bench_state_parse(const char *s, int accept_any, int *out)
     return TG_EINVAL;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes exactly n hex digits (n even, n/2 <= cap) into out. Returns the
  * byte count or -1. */
 static int hex_decode(const char *s, size_t n, uint8_t *out, size_t cap)
@@ -69,7 +60,7 @@ static int hex_decode(const char *s, size_t n, uint8_t *out, size_t cap)
     if (n == 0 || n % 2 != 0 || n / 2 > cap)
         return -1;
     for (size_t i = 0; i < n; i += 2) {
-        int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
+        int hi = tg_hex_digit((unsigned char)s[i]), lo = tg_hex_digit((unsigned char)s[i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i / 2] = (uint8_t)(hi << 4 | lo);

@@ -8,6 +8,7 @@
  * - the output never exceeds out_cap, and a smaller out_cap only ever turns
  *   success into TG_ETOOBIG;
  * - decoded bytes re-encoded by OpenSSL decode back to the same bytes. */
+#include "common/buf.h"
 #include "pki/ocsp.h"
 #include "responder/getpath.h"
 
@@ -21,17 +22,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define OUT_CAP 16384
 #define REF_MAX 65536
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 static int std_value(int c)
 {
@@ -59,7 +49,7 @@ static int reference(const uint8_t *in, size_t n, uint8_t *out, size_t *out_len)
         if (in[i] == '%') {
             if (n - i < 3)
                 return TG_EMALFORMED;
-            int hi = hexval(in[i + 1]), lo = hexval(in[i + 2]);
+            int hi = tg_hex_digit(in[i + 1]), lo = tg_hex_digit(in[i + 2]);
             if (hi < 0 || lo < 0)
                 return TG_EMALFORMED;
             a[na++] = (char)(hi * 16 + lo);

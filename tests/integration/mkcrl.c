@@ -272,17 +272,6 @@ static size_t positive_int(const uint8_t *p, size_t n, uint8_t *out)
     return i + n;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static void parse_revoke(opts_t *o, char *arg)
 {
     entry_t e;
@@ -298,7 +287,7 @@ static void parse_revoke(opts_t *o, char *arg)
     size_t nb = (nd + 1) / 2;
     memset(mag, 0, sizeof(mag));
     for (size_t i = 0; i < nd; i++) {
-        int v = hexval(s[i]);
+        int v = tg_hex_digit(s[i]);
         if (v < 0)
             usage_error("--revoke: serial \"%s\" is not hexadecimal", s);
         size_t pos = i + (nd & 1); /* odd digit count: an implicit leading 0 */
