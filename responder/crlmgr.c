@@ -174,15 +174,29 @@ static const char *parse_reason(int rc)
     }
 }
 
-/* 1 when the cache holds exactly these CRL bytes for CA id. */
-static int same_as_stored(tg_cache_reader_t *rd, const uint8_t *id, tg_slice_t der)
+/* 1 when old (held) is exactly the CRL der (parsed into info). The bytes
+ * are compared only once number, thisUpdate and size agree, so a new CRL
+ * never reads the held one's pages: those mapped pages would otherwise
+ * count in the process's memory while a big CRL is ingested. */
+static int same_crl(const tg_cache_crl_t *old, const tg_crl_info_t *info, tg_slice_t der)
+{
+    return old->der.n == der.n && old->this_update == info->this_update &&
+           old->crl_number_len == info->crl_number_len &&
+           memcmp(old->crl_number, info->crl_number, info->crl_number_len) == 0 &&
+           memcmp(old->der.p, der.p, der.n) == 0;
+}
+
+/* 1 when the cache holds exactly these CRL bytes (parsed into info) for
+ * CA id. */
+static int same_as_stored(tg_cache_reader_t *rd, const uint8_t *id, const tg_crl_info_t *info,
+                          tg_slice_t der)
 {
     tg_cache_crl_t old;
     int same = 0;
     if (tg_cache_rd_begin(rd) != 0)
         return 0;
     if (tg_cache_get_crl(rd, id, &old) == 0)
-        same = old.der.n == der.n && memcmp(old.der.p, der.p, der.n) == 0;
+        same = same_crl(&old, info, der);
     tg_cache_rd_end(rd);
     return same;
 }
@@ -209,7 +223,7 @@ static const char *against_stored(tg_cache_reader_t *rd, const char *label, cons
     int rc = tg_cache_get_crl(rd, id, &old);
     if (rc == 0) {
         int numbered = info->crl_number_len > 0 && old.crl_number_len > 0;
-        if (old.der.n == der.n && memcmp(old.der.p, der.p, der.n) == 0)
+        if (same_crl(&old, info, der))
             why = "unchanged"; /* stored meanwhile */
         else if (numbered && tg_crl_number_cmp(info->crl_number, info->crl_number_len,
                                                old.crl_number, old.crl_number_len) <= 0)
@@ -243,12 +257,6 @@ static void ingest(tg_crlmgr_t *m, tg_cache_reader_t *rd, ingest_job_t *job)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     const uint8_t *der = job->der.data;
     size_t len = job->der.len;
-    if (same_as_stored(rd, job->id, TG_SLICE(der, len))) {
-        job->reason = "unchanged"; /* e.g. a file: URL, which has no ETag */
-        return;
-    }
-    tg_info("crl %s: ingesting %zu bytes", job->label, len);
-
     tg_crl_info_t info;
     int rc = tg_crl_parse(der, len, job->max_bytes, &info);
     if (rc != 0) {
@@ -256,6 +264,11 @@ static void ingest(tg_crlmgr_t *m, tg_cache_reader_t *rd, ingest_job_t *job)
         snprintf(job->detail, sizeof(job->detail), "%s", tg_strerror(rc));
         return;
     }
+    if (same_as_stored(rd, job->id, &info, TG_SLICE(der, len))) {
+        job->reason = "unchanged"; /* e.g. a file: URL, which has no ETag */
+        return;
+    }
+    tg_info("crl %s: ingesting %zu bytes", job->label, len);
     const char *why = NULL;
     rc = tg_crl_verify(&info, der, len, job->cert, &why);
     if (rc != 0) {
