@@ -66,6 +66,7 @@ MALFORMED_BIN := $(BUILD)/tests/malformed
 POLL_BIN := $(BUILD)/tests/ocsp_poll
 MKCRL_BIN := $(BUILD)/tests/mkcrl
 MKOCSP_BIN := $(BUILD)/tests/mkocsp
+TOOL_OFFSET_OBJ := $(BUILD)/obj/tests/integration/tool_offset.o
 BENCH_BIN := $(BUILD)/trustgate-bench
 BENCH_SRCS := $(wildcard bench/client/*.c)
 BENCH_OBJS := $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -120,12 +121,12 @@ $(POLL_BIN): $(BUILD)/obj/tests/integration/ocsp_poll.o
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # mkcrl: makes CRLs of any size (and broken ones) for the CRL tests and bench.
-$(MKCRL_BIN): $(BUILD)/obj/tests/integration/mkcrl.o $(LIB_OBJS) $(LLHTTP_LIB)
+$(MKCRL_BIN): $(BUILD)/obj/tests/integration/mkcrl.o $(TOOL_OFFSET_OBJ) $(LIB_OBJS) $(LLHTTP_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # mkocsp: signs upstream OCSP answers with any times and statuses for upstream.sh.
-$(MKOCSP_BIN): $(BUILD)/obj/tests/integration/mkocsp.o $(LIB_OBJS) $(LLHTTP_LIB)
+$(MKOCSP_BIN): $(BUILD)/obj/tests/integration/mkocsp.o $(TOOL_OFFSET_OBJ) $(LIB_OBJS) $(LLHTTP_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -918,13 +918,10 @@ void tg_crlmgr_refresh(tg_crlmgr_t *mgr)
 
 int tg_crlmgr_render_metrics(tg_crlmgr_t *mgr, tg_buf_t *out)
 {
-    int rc = tg_buf_append_str(out, "# HELP trustgate_crl_fetches_total CRL fetch rounds by "
-                                    "result (ok and unchanged are successes).\n"
-                                    "# TYPE trustgate_crl_fetches_total counter\n");
-    for (size_t i = 0; i < N_REASONS; i++)
-        rc |= tg_buf_printf(
-            out, "trustgate_crl_fetches_total{result=\"%s\"} %llu\n", reason_names[i],
-            (unsigned long long)atomic_load_explicit(&mgr->results[i], memory_order_relaxed));
+    int rc =
+        tg_metrics_render_family(out, "trustgate_crl_fetches_total",
+                                 "CRL fetch rounds by result (ok and unchanged are successes).",
+                                 "result", reason_names, mgr->results, N_REASONS);
     tg_cache_reader_t *rd = NULL;
     if (tg_cache_reader_new(mgr->cache, &rd) != 0)
         rd = NULL;

@@ -44,6 +44,17 @@ static int render_counter(tg_buf_t *out, const char *name, const char *help, uin
                          (unsigned long long)v);
 }
 
+int tg_metrics_render_family(tg_buf_t *out, const char *name, const char *help, const char *label,
+                             const char *const *values, const _Atomic uint64_t *counts, size_t n)
+{
+    int rc = tg_buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (size_t i = 0; i < n; i++)
+        rc |= tg_buf_printf(
+            out, "%s{%s=\"%s\"} %llu\n", name, label, values[i],
+            (unsigned long long)atomic_load_explicit(&counts[i], memory_order_relaxed));
+    return rc;
+}
+
 int tg_metrics_render(tg_server_t *srv, tg_buf_t *out)
 {
     int rc = 0;

@@ -389,5 +389,11 @@ void tg_ocsp_answer(tg_conn_t *c, tg_endpoint_t ep, const uint8_t *der, size_t l
 /* metrics.c */
 void tg_metrics_observe_duration(tg_metrics_t *m, uint64_t ns);
 TG_WUR int tg_metrics_render(tg_server_t *srv, tg_buf_t *out);
+/* Appends the counter family name (HELP text help) with one sample per
+ * label value: name{label="values[i]"} counts[i], i < n. Returns 0 or
+ * TG_ENOMEM. */
+TG_WUR int tg_metrics_render_family(tg_buf_t *out, const char *name, const char *help,
+                                    const char *label, const char *const *values,
+                                    const _Atomic uint64_t *counts, size_t n);
 
 #endif

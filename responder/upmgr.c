@@ -568,13 +568,10 @@ int tg_upmgr_breaker_open(tg_upmgr_t *mgr, const char *url)
 
 int tg_upmgr_render_metrics(tg_upmgr_t *mgr, tg_buf_t *out)
 {
-    int rc = tg_buf_append_str(out, "# HELP trustgate_upstream_requests_total Upstream OCSP "
-                                    "asks by result (ok, failures, refused answers by reason).\n"
-                                    "# TYPE trustgate_upstream_requests_total counter\n");
-    for (size_t i = 0; i < N_RESULTS; i++)
-        rc |= tg_buf_printf(
-            out, "trustgate_upstream_requests_total{result=\"%s\"} %llu\n", result_names[i],
-            (unsigned long long)atomic_load_explicit(&mgr->results[i], memory_order_relaxed));
+    int rc = tg_metrics_render_family(
+        out, "trustgate_upstream_requests_total",
+        "Upstream OCSP asks by result (ok, failures, refused answers by reason).", "result",
+        result_names, mgr->results, N_RESULTS);
     rc |= tg_buf_printf(out,
                         "# HELP trustgate_upstream_single_flight_joins_total Asks that waited "
                         "for a request already in the air for the same CertID.\n"

@@ -30,6 +30,7 @@
 #include "common/file.h"
 #include "common/log.h"
 #include "pki/crl.h"
+#include "tests/integration/tool_offset.h"
 #include "pki/sm2.h"
 
 #include <openssl/bio.h>
@@ -197,36 +198,6 @@ static int parse_u64(const char *s, uint64_t *out)
     if (errno != 0 || *end != '\0')
         return TG_EINVAL;
     *out = v;
-    return 0;
-}
-
-/* Signed seconds, optionally with a unit (y = 365 days): -300, +7d, 90m. */
-static int parse_offset(const char *s, int64_t *out)
-{
-    errno = 0;
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || (*s != '-' && *s != '+' && (*s < '0' || *s > '9')))
-        return TG_EINVAL;
-    long long mul = 1;
-    if (*end != '\0') {
-        switch (*end) {
-        case 's': mul = 1; break;
-        case 'm': mul = 60; break;
-        case 'h': mul = 3600; break;
-        case 'd': mul = 86400; break;
-        case 'w': mul = 7 * 86400; break;
-        case 'y': mul = 365 * 86400; break;
-        default: return TG_EINVAL;
-        }
-        if (end[1] != '\0')
-            return TG_EINVAL;
-    }
-    /* within ±1000 years, so that now + offset stays a representable date */
-    const long long lim = 1000LL * 366 * 86400;
-    if (v > lim / mul || v < -lim / mul)
-        return TG_EINVAL;
-    *out = v * mul;
     return 0;
 }
 
@@ -428,15 +399,15 @@ static void parse_args(int argc, char **argv, opts_t *o)
             break;
         case O_NO_NUMBER: no_number = 1; break;
         case O_THIS:
-            if (parse_offset(optarg, &o->this_off) != 0)
+            if (tool_parse_offset(optarg, &o->this_off) != 0)
                 usage_error("--this %s: not an offset in seconds (e.g. -300, +7d)", optarg);
             break;
         case O_NEXT:
-            if (parse_offset(optarg, &o->next_off) != 0)
+            if (tool_parse_offset(optarg, &o->next_off) != 0)
                 usage_error("--next %s: not an offset in seconds (e.g. -300, +7d)", optarg);
             break;
         case O_REVOKED_AT:
-            if (parse_offset(optarg, &o->revoked_off) != 0)
+            if (tool_parse_offset(optarg, &o->revoked_off) != 0)
                 usage_error("--revoked-at %s: not an offset in seconds (e.g. -1h)", optarg);
             break;
         case O_PEM: o->pem = 1; break;

@@ -19,6 +19,7 @@
 #include "pki/ocsp.h"
 #include "pki/ocsp_sign.h"
 #include "pki/signer.h"
+#include "tests/integration/tool_offset.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -50,7 +51,7 @@ static const char USAGE[] =
     "                      CertID with the other status (good <-> revoked)\n"
     "  --nonce             echo the request's nonce (default: no nonce)\n"
     "  --help              this text\n"
-    "OFF: seconds relative to now, signed, optionally with a unit s m h d.\n";
+    "OFF: seconds relative to now, signed, optionally with a unit s m h d w y.\n";
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void usage_error(const char *fmt, ...)
@@ -62,32 +63,6 @@ static void usage_error(const char *fmt, ...)
     va_end(ap);
     fputs("\n(mkocsp --help for usage)\n", stderr);
     exit(EXIT_USAGE);
-}
-
-static int parse_offset(const char *s, int64_t *out)
-{
-    errno = 0;
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || (*s != '-' && *s != '+' && (*s < '0' || *s > '9')))
-        return TG_EINVAL;
-    long long mul = 1;
-    if (*end != '\0') {
-        switch (*end) {
-        case 's': mul = 1; break;
-        case 'm': mul = 60; break;
-        case 'h': mul = 3600; break;
-        case 'd': mul = 86400; break;
-        default: return TG_EINVAL;
-        }
-        if (end[1] != '\0')
-            return TG_EINVAL;
-    }
-    const long long lim = 100LL * 366 * 86400;
-    if (v > lim / mul || v < -lim / mul)
-        return TG_EINVAL;
-    *out = v * mul;
-    return 0;
 }
 
 /* Reads all of stdin into out (at most max bytes). */
@@ -171,21 +146,21 @@ int main(int argc, char **argv)
             break;
         }
         case O_REVOKED_AT:
-            if (parse_offset(optarg, &revoked_off) != 0)
+            if (tool_parse_offset(optarg, &revoked_off) != 0)
                 usage_error("--revoked-at %s: not an offset", optarg);
             break;
         case O_THIS:
-            if (parse_offset(optarg, &this_off) != 0)
+            if (tool_parse_offset(optarg, &this_off) != 0)
                 usage_error("--this %s: not an offset", optarg);
             break;
         case O_NEXT:
             if (strcmp(optarg, "none") == 0)
                 has_next = 0;
-            else if (parse_offset(optarg, &next_off) != 0)
+            else if (tool_parse_offset(optarg, &next_off) != 0)
                 usage_error("--next %s: not an offset, nor none", optarg);
             break;
         case O_PRODUCED:
-            if (parse_offset(optarg, &produced_off) != 0)
+            if (tool_parse_offset(optarg, &produced_off) != 0)
                 usage_error("--produced %s: not an offset", optarg);
             break;
         case O_DUP: dup = 1; break;
