@@ -179,6 +179,9 @@ fuzz: deps
 .PHONY: fuzz-bins
 fuzz-bins: $(FUZZ_BINS)
 
+# the bench's response check is fuzzed too: it walks whatever a server sends
+$(BUILD)/fuzz-bench_check: $(BUILD)/obj/bench/client/check.o $(BUILD)/obj/bench/client/req.o
+
 $(BUILD)/fuzz-%: $(BUILD)/obj/tests/fuzz/%.o $(LIB_OBJS) $(LLHTTP_LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 

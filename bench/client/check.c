@@ -15,6 +15,16 @@
 
 #include <string.h>
 
+static const char *const err_names[TG_BERR_COUNT] = {
+    "connect",     "http_status", "parse",  "ocsp_status", "certid",
+    "cert_status", "nonce",       "closed", "timeout",
+};
+
+const char *tg_bench_err_name(int kind)
+{
+    return kind >= 0 && kind < TG_BERR_COUNT ? err_names[kind] : "none";
+}
+
 static const uint8_t oid_basic[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x01};
 
 /* Reads one TLV with a low tag number and a definite length of at most

@@ -29,16 +29,6 @@ static const char usage[] =
     "flip:    --from STATUS --to STATUS (good|revoked|unknown|unauthorized|tryLater|...)\n"
     "exit: 0 no errors, 1 errors (results still written), 2 usage or input error\n";
 
-static const char *const err_names[TG_BERR_COUNT] = {
-    "connect",     "http_status", "parse",  "ocsp_status", "certid",
-    "cert_status", "nonce",       "closed", "timeout",
-};
-
-const char *tg_bench_err_name(int kind)
-{
-    return kind >= 0 && kind < TG_BERR_COUNT ? err_names[kind] : "none";
-}
-
 /* responseStatus names by value (RFC 6960 §4.2.1); 4 is not used */
 static const char *const ocsp_status_names[7] = {
     "successful", "malformedRequest", "internalError", "tryLater",
@@ -341,7 +331,8 @@ static int write_load_json(const tg_bench_opts_t *o, uint64_t set_size, const tg
             us(tg_hist_percentile(h, 99)), us(tg_hist_percentile(h, 99.9)), us(h->max_ns));
     fputs("\"errors\":{", f);
     for (int k = 0; k < TG_BERR_COUNT; k++)
-        fprintf(f, "%s\"%s\":%llu", k ? "," : "", err_names[k], (unsigned long long)s->errors[k]);
+        fprintf(f, "%s\"%s\":%llu", k ? "," : "", tg_bench_err_name(k),
+                (unsigned long long)s->errors[k]);
     fprintf(f, "},\"errors_total\":%llu,\"checked\":%llu,\"reconnects\":%llu,",
             (unsigned long long)errors_total(s), (unsigned long long)s->checked,
             (unsigned long long)s->reconnects);
@@ -391,7 +382,7 @@ static void print_load(const tg_bench_opts_t *o, uint64_t set_size, const tg_ben
     printf("  errors       %llu", (unsigned long long)errors_total(s));
     for (int k = 0; k < TG_BERR_COUNT; k++)
         if (s->errors[k])
-            printf("  %s %llu", err_names[k], (unsigned long long)s->errors[k]);
+            printf("  %s %llu", tg_bench_err_name(k), (unsigned long long)s->errors[k]);
     printf("\n  ocsp_status ");
     for (int k = 0; k < 7; k++)
         if (ocsp_status_names[k] && s->ocsp_status[k])
